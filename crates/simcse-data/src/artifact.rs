@@ -1,0 +1,334 @@
+//! The artifact contract: Parquet schemas, atomic writes, manifests, and readers for later stages.
+//!
+//! Later stages read artifacts only through the readers here, so a schema lives in one place.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{DataError, Result};
+use crate::kornli::Triple;
+use crate::sts::{KlueLabels, StsPair};
+
+/// Rows per Parquet row group (and per record batch while writing).
+const ROW_GROUP: usize = 65_536;
+
+pub fn triples_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("anchor", DataType::Utf8, false),
+        Field::new("positive", DataType::Utf8, false),
+        Field::new("negative", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+    ]))
+}
+
+/// STS schema; KLUE sets add `real_label` and `binary_label`.
+pub fn sts_schema(klue: bool) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("sentence1", DataType::Utf8, false),
+        Field::new("sentence2", DataType::Utf8, false),
+        Field::new("score", DataType::Float32, false),
+        Field::new("source", DataType::Utf8, false),
+    ];
+    if klue {
+        fields.push(Field::new("real_label", DataType::Float32, false));
+        fields.push(Field::new("binary_label", DataType::Boolean, false));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn strings<'a>(v: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(v))
+}
+
+/// Writes triples (with the `source` of each) to `path`.
+pub fn write_triples(path: &Path, triples: &[(Triple, &str)]) -> Result<()> {
+    let schema = triples_schema();
+    let batches = triples.chunks(ROW_GROUP).map(|c| {
+        vec![
+            strings(c.iter().map(|(t, _)| t.anchor.as_str())),
+            strings(c.iter().map(|(t, _)| t.positive.as_str())),
+            strings(c.iter().map(|(t, _)| t.negative.as_str())),
+            strings(c.iter().map(|(_, s)| *s)),
+        ]
+    });
+    write_parquet(path, schema, batches)
+}
+
+/// Writes STS pairs to `path`; the KLUE columns are written when the pairs carry KLUE labels.
+pub fn write_sts(path: &Path, pairs: &[StsPair]) -> Result<()> {
+    let klue = !pairs.is_empty() && pairs.iter().all(|p| p.klue.is_some());
+    let batches = pairs.chunks(ROW_GROUP).map(|c| {
+        let mut cols = vec![
+            strings(c.iter().map(|p| p.sentence1.as_str())),
+            strings(c.iter().map(|p| p.sentence2.as_str())),
+            Arc::new(Float32Array::from_iter_values(c.iter().map(|p| p.score))) as ArrayRef,
+            strings(c.iter().map(|p| p.source.as_str())),
+        ];
+        if klue {
+            let labels: Vec<KlueLabels> = c.iter().filter_map(|p| p.klue).collect();
+            cols.push(Arc::new(Float32Array::from_iter_values(
+                labels.iter().map(|l| l.real_label),
+            )));
+            cols.push(Arc::new(BooleanArray::from_iter(
+                labels.iter().map(|l| Some(l.binary_label)),
+            )));
+        }
+        cols
+    });
+    write_parquet(path, sts_schema(klue), batches)
+}
+
+/// Writes record batches as zstd Parquet, atomically: a temp file in the same folder, then a rename.
+fn write_parquet(
+    path: &Path,
+    schema: SchemaRef,
+    batches: impl Iterator<Item = Vec<ArrayRef>>,
+) -> Result<()> {
+    let pq = |e: parquet::errors::ParquetError| DataError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(pq)?))
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build();
+    write_atomic(path, |file| {
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
+        for cols in batches {
+            let batch =
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
+            writer.write(&batch).map_err(pq)?;
+        }
+        writer.close().map_err(pq)?;
+        Ok(())
+    })
+}
+
+/// Runs `write` on a temp file beside `path` and renames it into place only when `write` succeeds,
+/// so a reader never sees a half-written artifact.
+pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(DataError::io(dir))?;
+    write(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush().map_err(DataError::io(path))?;
+    // Temp files are created private (0600); an artifact is an ordinary readable file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(DataError::io(path))?;
+    }
+    tmp.persist(path).map_err(|e| DataError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// A source file an artifact was made from.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl SourceFile {
+    pub fn new(path: &Path, contents: &[u8]) -> Self {
+        SourceFile {
+            path: path.to_path_buf(),
+            bytes: contents.len() as u64,
+            sha256: sha256_hex(contents),
+        }
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// `<artifact stem>.manifest.json` beside each artifact: what it holds and how it was made.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub artifact: String,
+    pub rows: usize,
+    pub sources: Vec<SourceFile>,
+    /// Rows skipped per reason, and other per-artifact counts (e.g. duplicate triples dropped).
+    pub counts: BTreeMap<String, usize>,
+    pub options: serde_json::Value,
+    pub tool: String,
+}
+
+/// The manifest path of an artifact: `x/kornli_triples.parquet` -> `x/kornli_triples.manifest.json`.
+pub fn manifest_path(artifact: &Path) -> PathBuf {
+    artifact.with_extension("manifest.json")
+}
+
+pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> Result<()> {
+    let path = manifest_path(artifact);
+    let mut json = serde_json::to_vec_pretty(manifest).map_err(|e| DataError::Schema {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    json.push(b'\n');
+    write_atomic(&path, |f| f.write_all(&json).map_err(DataError::io(&path)))
+}
+
+/// Reads every record batch of a Parquet file, checking that the named columns have the named types.
+fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::Missing {
+            what: "a Parquet artifact (run the prepare stage)".into(),
+            path: path.to_path_buf(),
+        },
+        _ => DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let pq = |e: parquet::errors::ParquetError| DataError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+    let schema = reader.schema().clone();
+    for (name, ty) in required {
+        match schema.field_with_name(name) {
+            Ok(f) if f.data_type() == ty => {}
+            Ok(f) => {
+                return Err(DataError::Schema {
+                    path: path.to_path_buf(),
+                    message: format!("column {name} is {}, expected {ty}", f.data_type()),
+                });
+            }
+            Err(_) => {
+                return Err(DataError::Schema {
+                    path: path.to_path_buf(),
+                    message: format!("missing column {name} ({ty})"),
+                });
+            }
+        }
+    }
+    reader
+        .build()
+        .map_err(pq)?
+        .map(|b| {
+            b.map_err(|e| DataError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+    // read_parquet checked presence and type of every column read here.
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .expect("column checked by read_parquet")
+}
+
+fn null_error(path: &Path, name: &str) -> DataError {
+    DataError::Schema {
+        path: path.to_path_buf(),
+        message: format!("column {name} has nulls"),
+    }
+}
+
+fn string_column(path: &Path, batch: &RecordBatch, name: &str) -> Result<Vec<String>> {
+    let a = column::<StringArray>(batch, name);
+    if a.null_count() > 0 {
+        return Err(null_error(path, name));
+    }
+    Ok(a.iter()
+        .map(|s| s.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Reads `kornli_triples.parquet` (or any file with its schema) as (triple, source) rows.
+pub fn read_triples(path: &Path) -> Result<Vec<(Triple, String)>> {
+    let cols = ["anchor", "positive", "negative", "source"];
+    let required: Vec<_> = cols.iter().map(|c| (*c, DataType::Utf8)).collect();
+    let mut out = Vec::new();
+    for b in read_parquet(path, &required)? {
+        let [a, p, n, s] = cols.map(|c| string_column(path, &b, c));
+        for (((anchor, positive), negative), source) in a?.into_iter().zip(p?).zip(n?).zip(s?) {
+            out.push((
+                Triple {
+                    anchor,
+                    positive,
+                    negative,
+                },
+                source,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads an STS artifact (`sts/<name>.parquet`); the KLUE columns are read when present.
+pub fn read_sts(path: &Path) -> Result<Vec<StsPair>> {
+    let required = [
+        ("sentence1", DataType::Utf8),
+        ("sentence2", DataType::Utf8),
+        ("score", DataType::Float32),
+        ("source", DataType::Utf8),
+    ];
+    let mut out = Vec::new();
+    for b in read_parquet(path, &required)? {
+        let s1 = string_column(path, &b, "sentence1")?;
+        let s2 = string_column(path, &b, "sentence2")?;
+        let src = string_column(path, &b, "source")?;
+        let score = column::<Float32Array>(&b, "score");
+        if score.null_count() > 0 {
+            return Err(null_error(path, "score"));
+        }
+        let real = b
+            .column_by_name("real_label")
+            .and_then(|c| c.as_any().downcast_ref::<Float32Array>());
+        let binary = b
+            .column_by_name("binary_label")
+            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>());
+        for (i, ((sentence1, sentence2), source)) in s1.into_iter().zip(s2).zip(src).enumerate() {
+            let klue = match (real, binary) {
+                (Some(r), Some(bl)) => Some(KlueLabels {
+                    real_label: r.value(i),
+                    binary_label: bl.value(i),
+                }),
+                _ => None,
+            };
+            out.push(StsPair {
+                sentence1,
+                sentence2,
+                score: score.value(i),
+                source,
+                klue,
+            });
+        }
+    }
+    Ok(out)
+}
