@@ -1,1 +1,22 @@
-//! Filled in by a later issue.
+//! The model everything else stands on: a BERT encoder in burn that computes what
+//! `transformers.BertModel` computes from the same Hugging Face checkpoint, its tokenizer,
+//! the SimCSE poolers, and an `encode` API.
+//!
+//! Generic over burn backends. The CPU backend is burn-flex (see `backend`), CUDA is behind the
+//! `cuda` feature.
+
+pub mod backend;
+pub mod bert;
+pub mod checkpoint;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod pooler;
+pub mod tokenizer;
+
+pub use bert::BertModel;
+pub use config::BertConfig;
+pub use encode::Encoder;
+pub use error::{ModelError, Result};
+pub use pooler::Pooler;
+pub use tokenizer::Tokenizer;

@@ -1,0 +1,287 @@
+//! BERT in burn, mirroring `transformers/models/bert/modeling_bert.py` (BertModel) module by module.
+//!
+//! Module and field names follow Hugging Face's (`embeddings.word_embeddings`,
+//! `encoder.layer.N.attention.self.query`, ...), so the checkpoint key mapping in `checkpoint` is only
+//! `LayerNorm` <-> `layer_norm` and `attention.self` <-> `attention.self_attention` (a Rust keyword).
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
+};
+use burn::tensor::backend::Backend;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Int, Tensor, activation};
+
+use crate::config::{Activation, BertConfig};
+
+/// `transformers`' `initializer_range` default: weights ~ N(0, 0.02) when a model is made from scratch.
+fn init() -> Initializer {
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+}
+
+fn linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+    LinearConfig::new(d_in, d_out)
+        .with_initializer(init())
+        .init(device)
+}
+
+fn layer_norm<B: Backend>(c: &BertConfig, device: &B::Device) -> LayerNorm<B> {
+    // The epsilon comes from config.json (1e-12 for BERT), not burn's default 1e-5.
+    LayerNormConfig::new(c.hidden_size)
+        .with_epsilon(c.layer_norm_eps)
+        .init(device)
+}
+
+/// `BertEmbeddings`: word + position + token type, LayerNorm, dropout.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings<B: Backend> {
+    pub word_embeddings: Embedding<B>,
+    pub position_embeddings: Embedding<B>,
+    pub token_type_embeddings: Embedding<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> BertEmbeddings<B> {
+    fn new(c: &BertConfig, device: &B::Device) -> Self {
+        let emb = |n, d| {
+            EmbeddingConfig::new(n, d)
+                .with_initializer(init())
+                .init(device)
+        };
+        BertEmbeddings {
+            word_embeddings: emb(c.vocab_size, c.hidden_size),
+            position_embeddings: emb(c.max_position_embeddings, c.hidden_size),
+            token_type_embeddings: emb(c.type_vocab_size, c.hidden_size),
+            layer_norm: layer_norm(c, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Tensor<B, 2, Int>,
+    ) -> Tensor<B, 3> {
+        let [_, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let x = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(positions)
+            + self.token_type_embeddings.forward(token_type_ids);
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}
+
+/// `BertSelfAttention`: multi-head scaled dot-product attention with an additive padding mask.
+#[derive(Module, Debug)]
+pub struct BertSelfAttention<B: Backend> {
+    pub query: Linear<B>,
+    pub key: Linear<B>,
+    pub value: Linear<B>,
+    pub dropout: Dropout,
+    pub num_heads: usize,
+}
+
+impl<B: Backend> BertSelfAttention<B> {
+    fn forward(&self, x: Tensor<B, 3>, mask: &Mask<B>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
+        let heads = |t: Tensor<B, 3>| {
+            t.reshape([b, s, self.num_heads, h / self.num_heads])
+                .swap_dims(1, 2)
+        };
+        let (q, k, v) = (
+            heads(self.query.forward(x.clone())),
+            heads(self.key.forward(x.clone())),
+            heads(self.value.forward(x)),
+        );
+        let context = if B::ad_enabled(&q.device()) {
+            // Training: attention dropout needs the probabilities, so compute them explicitly.
+            let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
+            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask.additive.clone();
+            self.dropout
+                .forward(activation::softmax(scores, 3))
+                .matmul(v)
+        } else {
+            // Inference: the backend's fused attention (same result, less memory traffic).
+            let m = mask.masked.clone().expand([b, self.num_heads, s, s]);
+            attention(q, k, v, Some(m), None, AttentionModuleOptions::default())
+        };
+        context.swap_dims(1, 2).reshape([b, s, h])
+    }
+}
+
+/// `BertSelfOutput` and `BertOutput`: dense, dropout, residual, LayerNorm.
+#[derive(Module, Debug)]
+pub struct BertResidual<B: Backend> {
+    pub dense: Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> BertResidual<B> {
+    fn new(c: &BertConfig, d_in: usize, device: &B::Device) -> Self {
+        BertResidual {
+            dense: linear(d_in, c.hidden_size, device),
+            layer_norm: layer_norm(c, device),
+            dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.layer_norm
+            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+    }
+}
+
+/// `BertAttention`: self-attention and its output block.
+#[derive(Module, Debug)]
+pub struct BertAttention<B: Backend> {
+    pub self_attention: BertSelfAttention<B>,
+    pub output: BertResidual<B>,
+}
+
+/// `BertIntermediate`: dense + activation.
+#[derive(Module, Debug)]
+pub struct BertIntermediate<B: Backend> {
+    pub dense: Linear<B>,
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl<B: Backend> BertIntermediate<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = self.dense.forward(x);
+        match self.activation {
+            Activation::Gelu => activation::gelu(x),
+            Activation::GeluNew => activation::gelu_approximate(x),
+            Activation::Relu => activation::relu(x),
+        }
+    }
+}
+
+/// `BertLayer`: attention, then the feed-forward block (post-LayerNorm).
+#[derive(Module, Debug)]
+pub struct BertLayer<B: Backend> {
+    pub attention: BertAttention<B>,
+    pub intermediate: BertIntermediate<B>,
+    pub output: BertResidual<B>,
+}
+
+impl<B: Backend> BertLayer<B> {
+    fn new(c: &BertConfig, device: &B::Device) -> Self {
+        BertLayer {
+            attention: BertAttention {
+                self_attention: BertSelfAttention {
+                    query: linear(c.hidden_size, c.hidden_size, device),
+                    key: linear(c.hidden_size, c.hidden_size, device),
+                    value: linear(c.hidden_size, c.hidden_size, device),
+                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+                    num_heads: c.num_attention_heads,
+                },
+                output: BertResidual::new(c, c.hidden_size, device),
+            },
+            intermediate: BertIntermediate {
+                dense: linear(c.hidden_size, c.intermediate_size, device),
+                activation: c.hidden_act,
+            },
+            output: BertResidual::new(c, c.intermediate_size, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>, mask: &Mask<B>) -> Tensor<B, 3> {
+        let a = self
+            .attention
+            .output
+            .forward(self.attention.self_attention.forward(x.clone(), mask), x);
+        self.output.forward(self.intermediate.forward(a.clone()), a)
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct BertEncoder<B: Backend> {
+    pub layer: Vec<BertLayer<B>>,
+}
+
+/// `BertPooler`: dense + tanh on the first token. SimCSE's `cls` pooler MLP is this module.
+#[derive(Module, Debug)]
+pub struct BertPooler<B: Backend> {
+    pub dense: Linear<B>,
+}
+
+impl<B: Backend> BertPooler<B> {
+    pub fn new(hidden: usize, device: &B::Device) -> Self {
+        BertPooler {
+            dense: linear(hidden, hidden, device),
+        }
+    }
+
+    /// tanh(dense(x)) for `x` of shape [batch, hidden].
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        activation::tanh(self.dense.forward(x))
+    }
+}
+
+/// The padding mask in the two forms the attention paths use.
+struct Mask<B: Backend> {
+    /// [batch, 1, 1, seq]: 0 for tokens, the most negative f32 for padding (as `transformers`).
+    additive: Tensor<B, 4>,
+    /// [batch, 1, 1, seq]: true for padding.
+    masked: Tensor<B, 4, burn::tensor::Bool>,
+}
+
+/// `BertModel`: embeddings, encoder and the optional pooler.
+#[derive(Module, Debug)]
+pub struct BertModel<B: Backend> {
+    pub embeddings: BertEmbeddings<B>,
+    pub encoder: BertEncoder<B>,
+    pub pooler: Option<BertPooler<B>>,
+}
+
+/// A tokenized batch on the device: all [batch, seq]; `attention_mask` is 1 for tokens, 0 for padding.
+#[derive(Debug, Clone)]
+pub struct BertInput<B: Backend> {
+    pub input_ids: Tensor<B, 2, Int>,
+    pub attention_mask: Tensor<B, 2, Int>,
+    pub token_type_ids: Tensor<B, 2, Int>,
+}
+
+impl<B: Backend> BertModel<B> {
+    /// A randomly initialised model (weights ~ N(0, 0.02) as `transformers` does), with a pooler.
+    pub fn new(c: &BertConfig, device: &B::Device) -> Self {
+        BertModel {
+            embeddings: BertEmbeddings::new(c, device),
+            encoder: BertEncoder {
+                layer: (0..c.num_hidden_layers)
+                    .map(|_| BertLayer::new(c, device))
+                    .collect(),
+            },
+            pooler: Some(BertPooler::new(c.hidden_size, device)),
+        }
+    }
+
+    /// Every hidden state: index 0 is the embedding output, index i the output of layer i
+    /// (`output_hidden_states=True` in `transformers`). The last one is `last_hidden_state`.
+    pub fn forward(&self, input: BertInput<B>) -> Vec<Tensor<B, 3>> {
+        let [b, s] = input.input_ids.dims();
+        let pad = input.attention_mask.equal_elem(0).reshape([b, 1, 1, s]);
+        let mask = Mask {
+            additive: pad.clone().float().mul_scalar(f32::MIN),
+            masked: pad,
+        };
+        let mut hidden = vec![
+            self.embeddings
+                .forward(input.input_ids, input.token_type_ids),
+        ];
+        for layer in &self.encoder.layer {
+            let next = layer.forward(hidden[hidden.len() - 1].clone(), &mask);
+            hidden.push(next);
+        }
+        hidden
+    }
+}

@@ -1,0 +1,254 @@
+//! Hugging Face checkpoints: `model.safetensors` or `pytorch_model.bin` in, `model.safetensors` +
+//! `config.json` out, through burn-store with a key mapping (not a tensor reader of our own).
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use burn_store::{
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
+};
+
+use crate::bert::BertModel;
+use crate::config::BertConfig;
+use crate::error::{ModelError, Result};
+
+/// Weight files looked for in a model folder, in order of preference.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+
+/// HF key -> our module path. `bert.` is the prefix of `BertFor*` checkpoints (KR-BERT's among them).
+fn hf_to_burn() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"^bert\.", ""),
+        (r"\.LayerNorm\.", ".layer_norm."),
+        (r"\.attention\.self\.", ".attention.self_attention."),
+    ])
+    .expect("static patterns")
+}
+
+fn burn_to_hf() -> KeyRemapper {
+    KeyRemapper::from_patterns(vec![
+        (r"\.layer_norm\.", ".LayerNorm."),
+        (r"\.attention\.self_attention\.", ".attention.self."),
+    ])
+    .expect("static patterns")
+}
+
+/// Our module path -> the HF key a user would look for in the file.
+fn hf_name(path: &str) -> String {
+    path.replace(".layer_norm.", ".LayerNorm.")
+        .replace(".self_attention.", ".self.")
+        .replace(".gamma", ".weight")
+        .replace(".beta", ".bias")
+}
+
+/// Keys that checkpoints carry beside `BertModel`'s parameters and that are safe to ignore: the
+/// position-id buffer and the pre-training heads of `BertForPreTraining` (KR-BERT ships those).
+fn ignorable(key: &str) -> bool {
+    key.ends_with("position_ids") || key.starts_with("cls.")
+}
+
+/// What loading found besides the parameters it set.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub weights: PathBuf,
+    pub applied: usize,
+    /// Keys in the file that the model has no place for (HF names), excluding `ignorable` ones.
+    pub unexpected: Vec<String>,
+    /// The file had no `pooler.*`: the model has no pooler.
+    pub no_pooler: bool,
+}
+
+/// The weight file of a model folder (or the file itself).
+pub fn weights_path(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    WEIGHT_FILES
+        .iter()
+        .map(|f| path.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::Missing {
+            what: format!("weights: {} in the model folder", WEIGHT_FILES.join(" or ")),
+            path: path.to_path_buf(),
+        })
+}
+
+/// Loads a BERT checkpoint (HF key names, with or without `bert.`, legacy `gamma`/`beta` too) into a
+/// model built from `config`. Missing parameters and shape mismatches are errors naming the key; a
+/// missing pooler leaves the model without one; unexpected keys are reported.
+pub fn load<B: Backend>(
+    path: &Path,
+    config: &BertConfig,
+    device: &B::Device,
+) -> Result<(BertModel<B>, LoadReport)> {
+    let weights = weights_path(path)?;
+    let mut model = BertModel::<B>::new(config, device);
+    let werr = |message: String| ModelError::Weights {
+        path: weights.clone(),
+        message,
+    };
+    let result: ApplyResult = if weights
+        .extension()
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
+    {
+        let mut store = PytorchStore::from_file(&weights)
+            .remap(hf_to_burn())
+            .allow_partial(true)
+            .validate(false);
+        model
+            .load_from(&mut store)
+            .map_err(|e| werr(e.to_string()))?
+    } else {
+        let mut store = SafetensorsStore::from_file(&weights)
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .remap(hf_to_burn())
+            .allow_partial(true)
+            .validate(false);
+        model
+            .load_from(&mut store)
+            .map_err(|e| werr(e.to_string()))?
+    };
+    if let Some(e) = result.errors.first() {
+        let (key, message) = match e {
+            ApplyError::ShapeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path,
+                format!(
+                    "shape {:?} in the file, the config wants {:?}",
+                    found, expected
+                ),
+            ),
+            ApplyError::DTypeMismatch {
+                path,
+                expected,
+                found,
+            } => (
+                path,
+                format!("dtype {found:?} in the file, expected {expected:?}"),
+            ),
+            ApplyError::AdapterError { path, message }
+            | ApplyError::LoadError { path, message } => (path, message.clone()),
+        };
+        return Err(ModelError::Tensor {
+            path: weights,
+            key: hf_name(key.as_str()),
+            message,
+        });
+    }
+    let (pooler, missing): (Vec<&str>, Vec<&str>) = result
+        .missing
+        .iter()
+        .map(|(p, _)| p.as_str())
+        .partition(|p| p.starts_with("pooler."));
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|p| hf_name(p)).collect();
+        return Err(werr(format!(
+            "missing {} tensor(s) the config needs: {}",
+            names.len(),
+            names.join(", ")
+        )));
+    }
+    let no_pooler = !pooler.is_empty();
+    if no_pooler {
+        model.pooler = None;
+        tracing::info!(
+            "{}: no pooler weights; the model has no pooler",
+            weights.display()
+        );
+    }
+    // burn-store lists a LayerNorm `weight`/`bias` as unused even when it was applied under its
+    // alternative name `gamma`/`beta`: those were used.
+    let applied_as = |k: &str| {
+        let alt = k
+            .strip_suffix(".weight")
+            .map(|p| format!("{p}.gamma"))
+            .or_else(|| k.strip_suffix(".bias").map(|p| format!("{p}.beta")));
+        alt.is_some_and(|a| result.applied.contains(&a))
+    };
+    let unexpected: Vec<String> = result
+        .unused
+        .iter()
+        .filter(|k| !ignorable(k) && !applied_as(k))
+        .map(|k| hf_name(k))
+        .collect();
+    if !unexpected.is_empty() {
+        tracing::warn!(
+            "{}: {} unexpected tensor(s) ignored: {}",
+            weights.display(),
+            unexpected.len(),
+            unexpected.join(", ")
+        );
+    }
+    Ok((
+        model,
+        LoadReport {
+            weights,
+            applied: result.applied.len(),
+            unexpected,
+            no_pooler,
+        },
+    ))
+}
+
+/// Writes `model.safetensors` (HF `BertModel` key names, `format: pt` as `transformers` requires) and
+/// `config.json` into `dir`, each atomically.
+pub fn save<B: Backend>(model: &BertModel<B>, config: &BertConfig, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(ModelError::io(dir))?;
+    let target = dir.join("model.safetensors");
+    let tmp = dir.join(".model.safetensors.tmp");
+    let mut store = SafetensorsStore::from_file(&tmp)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .remap(burn_to_hf())
+        .metadata("format", "pt");
+    model
+        .save_into(&mut store)
+        .map_err(|e| ModelError::Weights {
+            path: target.clone(),
+            message: e.to_string(),
+        })?;
+    std::fs::rename(&tmp, &target).map_err(ModelError::io(&target))?;
+    let config_path = dir.join("config.json");
+    let tmp = dir.join(".config.json.tmp");
+    std::fs::write(&tmp, config.to_json() + "\n").map_err(ModelError::io(&tmp))?;
+    std::fs::rename(&tmp, &config_path).map_err(ModelError::io(&config_path))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remap(r: &KeyRemapper, key: &str) -> String {
+        r.to_regex_pairs()
+            .iter()
+            .fold(key.to_string(), |k, (re, to)| {
+                re.replace_all(&k, to.as_str()).into_owned()
+            })
+    }
+
+    #[test]
+    fn key_names_map_both_ways() {
+        let to = hf_to_burn();
+        let k = "bert.encoder.layer.3.attention.self.query.weight";
+        assert_eq!(
+            remap(&to, k),
+            "encoder.layer.3.attention.self_attention.query.weight"
+        );
+        assert_eq!(
+            remap(&to, "embeddings.LayerNorm.gamma"),
+            "embeddings.layer_norm.gamma"
+        );
+        assert_eq!(
+            remap(&burn_to_hf(), "encoder.layer.0.output.layer_norm.weight"),
+            "encoder.layer.0.output.LayerNorm.weight"
+        );
+        assert_eq!(
+            hf_name("encoder.layer.1.attention.output.layer_norm.gamma"),
+            "encoder.layer.1.attention.output.LayerNorm.weight"
+        );
+    }
+}

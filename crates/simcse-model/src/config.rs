@@ -1,0 +1,167 @@
+//! `BertConfig`: the Hugging Face `config.json` of a BERT model.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// The hidden activation named by `hidden_act`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// Exact GELU (erf), `transformers`' "gelu".
+    Gelu,
+    /// tanh-approximated GELU: "gelu_new", "gelu_pytorch_tanh", "gelu_fast".
+    #[serde(alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
+    GeluNew,
+    Relu,
+}
+
+fn gelu() -> Activation {
+    Activation::Gelu
+}
+fn dropout() -> f64 {
+    0.1
+}
+fn positions() -> usize {
+    512
+}
+fn type_vocab() -> usize {
+    2
+}
+fn eps() -> f64 {
+    1e-12
+}
+fn absolute() -> String {
+    "absolute".into()
+}
+
+/// The keys of a Hugging Face BERT `config.json` this model uses, with `transformers`' defaults.
+/// Keys it does not use are kept in `extra` and written back unchanged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "gelu")]
+    pub hidden_act: Activation,
+    #[serde(default = "dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "positions")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    #[serde(default = "absolute")]
+    pub position_embedding_type: String,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl BertConfig {
+    /// Reads and checks a `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ModelError::Missing {
+                what: "a Hugging Face config.json".into(),
+                path: path.into(),
+            },
+            _ => ModelError::Io {
+                path: path.into(),
+                source,
+            },
+        })?;
+        let config: BertConfig = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ModelError::Config {
+            path: path.into(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                self.position_embedding_type
+            ));
+        }
+        if let Some(t) = self
+            .extra
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .filter(|t| *t != "bert")
+        {
+            tracing::warn!(
+                "model_type {t:?} is read as BERT: results are only right if its layout is BERT's"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes the config as `transformers` expects it (`model_type: bert`, `architectures: [BertModel]`).
+    pub fn to_json(&self) -> String {
+        let mut c = self.clone();
+        c.extra.insert("model_type".into(), "bert".into());
+        c.extra
+            .insert("architectures".into(), serde_json::json!(["BertModel"]));
+        serde_json::to_string_pretty(&c).unwrap_or_default()
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_defaults_and_keeps_unknown_keys() {
+        let c: BertConfig = serde_json::from_str(
+            r#"{"vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,
+                "intermediate_size":16,"hidden_act":"gelu_pytorch_tanh","_name_or_path":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.hidden_act, c.layer_norm_eps, c.max_position_embeddings),
+            (Activation::GeluNew, 1e-12, 512)
+        );
+        let back: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        assert_eq!(back["_name_or_path"], "x");
+        assert_eq!(back["model_type"], "bert");
+    }
+
+    #[test]
+    fn rejects_bad_head_count() {
+        let dir = std::env::temp_dir().join(format!("simcse-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.json");
+        std::fs::write(&p, r#"{"vocab_size":10,"hidden_size":10,"num_hidden_layers":1,"num_attention_heads":3,"intermediate_size":16}"#).unwrap();
+        let msg = BertConfig::from_file(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("config.json: hidden_size 10 is not a multiple of num_attention_heads 3"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,227 @@
+//! The Hugging Face `tokenizers` WordPiece tokenizer: `tokenizer.json` when a model folder has one,
+//! else built from `vocab.txt` (+ `tokenizer_config.json`) the way `BertTokenizerFast` builds it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::error::{ModelError, Result};
+
+/// The `tokenizer_config.json` settings that shape a WordPiece tokenizer built from `vocab.txt`.
+///
+/// The defaults are KR-BERT's (char16424): cased, and no accent stripping, because stripping
+/// accents applies NFD, which turns every Hangul syllable into jamo that the char vocab lacks.
+/// (`BertTokenizerFast` itself defaults to lowercasing; a `tokenizer_config.json` overrides ours.)
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WordPieceSettings {
+    #[serde(default)]
+    pub do_lower_case: bool,
+    /// `None` follows `do_lower_case`, as in `transformers`.
+    #[serde(default)]
+    pub strip_accents: Option<bool>,
+    #[serde(default = "yes")]
+    pub tokenize_chinese_chars: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for WordPieceSettings {
+    fn default() -> Self {
+        WordPieceSettings {
+            do_lower_case: false,
+            strip_accents: None,
+            tokenize_chinese_chars: true,
+        }
+    }
+}
+
+/// Token ids of one text: `[CLS] ... [SEP]`, truncated to `max_len` keeping `[SEP]`.
+pub type Ids = Vec<u32>;
+
+/// A padded batch, row-major `[batch, seq]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub input_ids: Vec<i32>,
+    pub attention_mask: Vec<i32>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    pad_id: u32,
+    source: PathBuf,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Tokenizer({}, vocab {})",
+            self.source.display(),
+            self.vocab_size()
+        )
+    }
+}
+
+impl Tokenizer {
+    /// Loads the tokenizer of a model folder: `tokenizer.json`, else `vocab.txt` with the settings
+    /// of `tokenizer_config.json` (KR-BERT's defaults where it is absent).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            return Self::from_tokenizer_json(&json);
+        }
+        let vocab = dir.join("vocab.txt");
+        if !vocab.is_file() {
+            return Err(ModelError::Missing {
+                what: "tokenizer.json or vocab.txt in the model folder".into(),
+                path: dir.into(),
+            });
+        }
+        let config = dir.join("tokenizer_config.json");
+        let settings = if config.is_file() {
+            let text = std::fs::read_to_string(&config).map_err(ModelError::io(&config))?;
+            serde_json::from_str(&text).map_err(|e| ModelError::Tokenizer {
+                path: config.clone(),
+                message: e.to_string(),
+            })?
+        } else {
+            WordPieceSettings::default()
+        };
+        Self::from_vocab(&vocab, &settings)
+    }
+
+    pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        Self::finish(inner, path)
+    }
+
+    /// Builds the WordPiece tokenizer `BertTokenizerFast(vocab, **settings)` builds.
+    pub fn from_vocab(vocab: &Path, s: &WordPieceSettings) -> Result<Self> {
+        let err = |message: String| ModelError::Tokenizer {
+            path: vocab.into(),
+            message,
+        };
+        let model = WordPiece::from_file(&vocab.to_string_lossy())
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let id =
+            |t: &str| model_id(&model, t).ok_or_else(|| err(format!("the vocabulary has no {t}")));
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        id("[PAD]")?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        inner
+            .with_normalizer(Some(BertNormalizer::new(
+                true,
+                s.tokenize_chinese_chars,
+                s.strip_accents,
+                s.do_lower_case,
+            )))
+            .map_err(|e| err(e.to_string()))?;
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), sep),
+            ("[CLS]".into(), cls),
+        )));
+        inner.with_decoder(Some(WordPieceDecoder::default()));
+        Self::finish(inner, vocab)
+    }
+
+    fn finish(mut inner: tokenizers::Tokenizer, source: &Path) -> Result<Self> {
+        let pad_id = inner
+            .token_to_id("[PAD]")
+            .ok_or_else(|| ModelError::Tokenizer {
+                path: source.into(),
+                message: "no [PAD] token".into(),
+            })?;
+        // Padding is done by `pad` (per batch of our choosing); truncation is set per call.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| ModelError::Tokenizer {
+                path: source.into(),
+                message: e.to_string(),
+            })?;
+        Ok(Tokenizer {
+            inner,
+            pad_id,
+            source: source.into(),
+        })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    /// Tokenizes texts in parallel, each to at most `max_len` ids with `[CLS]` and `[SEP]`
+    /// (truncation drops tokens from the end of the text, never `[SEP]`).
+    pub fn encode(&self, texts: &[&str], max_len: usize) -> Result<Vec<Ids>> {
+        let err = |message: String| ModelError::Tokenizer {
+            path: self.source.clone(),
+            message,
+        };
+        let mut tok = self.inner.clone();
+        let trunc = TruncationParams {
+            direction: TruncationDirection::Right,
+            max_length: max_len,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+        };
+        tok.with_truncation(Some(trunc))
+            .map_err(|e| err(e.to_string()))?;
+        let encodings = tok
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
+    }
+
+    /// Pads id sequences to the longest of them: `attention_mask` is 1 on tokens, 0 on padding.
+    pub fn pad(&self, rows: &[&Ids]) -> Batch {
+        let seq = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+        let mut b = Batch {
+            input_ids: Vec::with_capacity(rows.len() * seq),
+            attention_mask: Vec::with_capacity(rows.len() * seq),
+            batch: rows.len(),
+            seq,
+        };
+        for r in rows {
+            b.input_ids.extend(r.iter().map(|&i| i as i32));
+            b.input_ids
+                .extend(std::iter::repeat_n(self.pad_id as i32, seq - r.len()));
+            b.attention_mask.extend(std::iter::repeat_n(1, r.len()));
+            b.attention_mask
+                .extend(std::iter::repeat_n(0, seq - r.len()));
+        }
+        b
+    }
+}
+
+fn model_id(model: &WordPiece, token: &str) -> Option<u32> {
+    use tokenizers::Model;
+    model.token_to_id(token)
+}

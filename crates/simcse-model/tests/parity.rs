@@ -1,0 +1,347 @@
+//! Parity with PyTorch/transformers on fixtures written by `fixtures/make_fixtures.py`, checkpoint
+//! I/O (both weight formats, legacy names, bad files), and the tokenizer. One test binary on purpose:
+//! each binary monomorphises the model again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Int, Tensor, TensorData};
+use safetensors::SafeTensors;
+use simcse_model::backend::{Cpu, CpuTrain};
+use simcse_model::bert::BertInput;
+use simcse_model::tokenizer::{Tokenizer, WordPieceSettings};
+use simcse_model::{BertConfig, Encoder, ModelError, Pooler, checkpoint};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn shared() -> PathBuf {
+    std::env::var_os("SIMCSE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+}
+
+/// all-MiniLM-L6-v2 from its PyPI wheel: `scripts/fetch-minilm.sh` puts it here (CI runs it).
+fn minilm() -> PathBuf {
+    let dir = std::env::var_os("SIMCSE_MINILM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/all-MiniLM-L6-v2")
+        });
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 not at {}: run scripts/fetch-minilm.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// Tensors of a safetensors file as (shape, f32 or i32 values widened to f32).
+fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| match v.dtype() {
+                    safetensors::Dtype::I32 => i32::from_le_bytes(c.try_into().unwrap()) as f32,
+                    _ => f32::from_le_bytes(c.try_into().unwrap()),
+                })
+                .collect();
+            (name, (v.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn values<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+}
+
+fn tiny_input<B: burn::tensor::backend::Backend>(
+    expected: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+    device: &B::Device,
+) -> BertInput<B> {
+    let int = |name: &str| {
+        let (shape, v) = &expected[name];
+        let data = TensorData::new(
+            v.iter().map(|&x| x as i32).collect::<Vec<_>>(),
+            [shape[0], shape[1]],
+        );
+        Tensor::<B, 2, Int>::from_data(data, device)
+    };
+    let ids = int("input_ids");
+    BertInput {
+        token_type_ids: ids.zeros_like(),
+        input_ids: ids,
+        attention_mask: int("attention_mask"),
+    }
+}
+
+/// Loads a tiny fixture folder and checks every hidden state, the pooler output and every SimCSE
+/// pooler against PyTorch's, within 1e-4.
+fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig) -> f32 {
+    let device = Default::default();
+    let expected = read_tensors(&fixtures().join("tiny/expected.safetensors"));
+    let (model, report) = checkpoint::load::<B>(dir, config, &device).unwrap();
+    assert!(report.unexpected.is_empty(), "{:?}", report.unexpected);
+    assert!(!report.no_pooler, "{report:?}");
+    let input = tiny_input::<B>(&expected, &device);
+    let mask = input.attention_mask.clone();
+    let hidden = model.forward(input);
+    assert_eq!(hidden.len(), 3);
+    let mut worst = 0.0f32;
+    for (i, h) in hidden.iter().enumerate() {
+        let d = max_abs_diff(
+            &values(h.clone()),
+            &expected[&format!("hidden_states.{i}")].1,
+        );
+        assert!(
+            d <= 1e-4,
+            "{}: hidden_states.{i} differs by {d}",
+            dir.display()
+        );
+        worst = worst.max(d);
+    }
+    for p in Pooler::ALL {
+        let got = values(p.pool(&model, &hidden, mask.clone()).unwrap());
+        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
+        assert!(d <= 1e-4, "{}: pooler {p} differs by {d}", dir.display());
+        worst = worst.max(d);
+    }
+    let d = max_abs_diff(
+        &values(
+            model
+                .pooler
+                .as_ref()
+                .unwrap()
+                .forward(hidden[2].clone().slice([0..3, 0..1]).reshape([3, 32])),
+        ),
+        &expected["pooler_output"].1,
+    );
+    assert!(d <= 1e-4, "pooler_output differs by {d}");
+    worst
+}
+
+fn tiny_config() -> BertConfig {
+    BertConfig::from_file(&fixtures().join("tiny/config.json")).unwrap()
+}
+
+#[test]
+fn tiny_bert_matches_pytorch_from_safetensors_bin_and_legacy_names() {
+    let c = tiny_config();
+    let worst = [
+        check_tiny::<Cpu>(&fixtures().join("tiny"), &c),
+        check_tiny::<Cpu>(&fixtures().join("tiny-bin"), &c),
+        check_tiny::<Cpu>(&fixtures().join("tiny-legacy"), &c),
+    ];
+    println!("max abs diff vs PyTorch (safetensors, bin, legacy): {worst:?}");
+}
+
+#[test]
+fn training_attention_path_matches_with_dropout_off() {
+    // Under autodiff the attention probabilities are computed explicitly (for dropout); with dropout
+    // set to 0 that path must give PyTorch's numbers too.
+    let mut c = tiny_config();
+    c.hidden_dropout_prob = 0.0;
+    c.attention_probs_dropout_prob = 0.0;
+    check_tiny::<CpuTrain>(&fixtures().join("tiny"), &c);
+}
+
+#[test]
+fn save_then_load_is_lossless_and_keeps_hf_key_names() {
+    let device = Default::default();
+    let c = tiny_config();
+    let (model, _) = checkpoint::load::<Cpu>(&fixtures().join("tiny"), &c, &device).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    checkpoint::save(&model, &c, out.path()).unwrap();
+    let original = read_tensors(&fixtures().join("tiny/model.safetensors"));
+    let saved = read_tensors(&out.path().join("model.safetensors"));
+    let mut keys: Vec<_> = saved.keys().cloned().collect();
+    keys.sort();
+    let mut want: Vec<_> = original.keys().cloned().collect();
+    want.sort();
+    assert_eq!(keys, want, "saved keys are transformers' BertModel keys");
+    for (k, (shape, v)) in &original {
+        assert_eq!(&saved[k].0, shape, "{k} shape");
+        assert_eq!(&saved[k].1, v, "{k} values must round-trip bit for bit");
+    }
+    let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata()
+            .as_ref()
+            .and_then(|m| m.get("format"))
+            .map(String::as_str),
+        Some("pt"),
+        "transformers requires format=pt"
+    );
+    assert_eq!(
+        BertConfig::from_file(&out.path().join("config.json"))
+            .unwrap()
+            .hidden_size,
+        32
+    );
+    check_tiny::<Cpu>(out.path(), &c);
+}
+
+/// Copies the tiny safetensors without the tensors for which `drop` is true.
+fn tiny_without(drop: impl Fn(&str) -> bool) -> tempfile::TempDir {
+    let bytes = std::fs::read(fixtures().join("tiny/model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<_> = st.tensors().into_iter().filter(|(k, _)| !drop(k)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    safetensors::serialize_to_file(kept, None, &dir.path().join("model.safetensors")).unwrap();
+    std::fs::copy(
+        fixtures().join("tiny/config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    let device = Default::default();
+    // A missing tensor is named with its Hugging Face key.
+    let dir = tiny_without(|k| k == "encoder.layer.1.output.LayerNorm.weight");
+    let err = checkpoint::load::<Cpu>(dir.path(), &tiny_config(), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing 1 tensor(s)")
+            && err.contains("encoder.layer.1.output.LayerNorm.weight"),
+        "{err}"
+    );
+
+    // A shape mismatch names the key and both shapes.
+    let mut c = tiny_config();
+    c.intermediate_size = 40;
+    let err = checkpoint::load::<Cpu>(&fixtures().join("tiny"), &c, &device).unwrap_err();
+    assert!(matches!(err, ModelError::Tensor { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("intermediate.dense") && msg.contains("37") && msg.contains("40"),
+        "{msg}"
+    );
+
+    // No weights at all.
+    let empty = tempfile::tempdir().unwrap();
+    let msg = checkpoint::load::<Cpu>(empty.path(), &tiny_config(), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("model.safetensors or pytorch_model.bin"),
+        "{msg}"
+    );
+
+    // No pooler in the file: the model has none, and `cls` says why it cannot work.
+    let dir = tiny_without(|k| k.starts_with("pooler."));
+    let (model, report) = checkpoint::load::<Cpu>(dir.path(), &tiny_config(), &device).unwrap();
+    assert!(report.no_pooler && model.pooler.is_none());
+    let expected = read_tensors(&fixtures().join("tiny/expected.safetensors"));
+    let input = tiny_input::<Cpu>(&expected, &device);
+    let mask = input.attention_mask.clone();
+    let hidden = model.forward(input);
+    let msg = Pooler::Cls
+        .pool(&model, &hidden, mask.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("cls_before_pooler"), "{msg}");
+    assert!(Pooler::ClsBeforePooler.pool(&model, &hidden, mask).is_ok());
+}
+
+fn korsts_dev_sentence1(n: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(shared().join("kor-nlu/sts-dev.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .take(n)
+        .map(|l| l.split('\t').nth(5).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn krbert_char_tokenizer_matches_bert_tokenizer_fast() {
+    let tok = Tokenizer::from_vocab(
+        &shared().join("kr-bert/vocab_snu_char16424.txt"),
+        &WordPieceSettings::default(),
+    )
+    .unwrap();
+    assert_eq!(tok.vocab_size(), 16_424);
+    assert_eq!(
+        ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|t| tok.token_to_id(t).unwrap()),
+        [0, 1, 2, 3, 4]
+    );
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("krbert_tokens.json")).unwrap(),
+    )
+    .unwrap();
+    let expected: Vec<Vec<u32>> = serde_json::from_value(expected["ids"].clone()).unwrap();
+    let sents = korsts_dev_sentence1(300);
+    let refs: Vec<&str> = sents.iter().map(String::as_str).collect();
+    let got = tok.encode(&refs, 512).unwrap();
+    for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(g, e, "sentence {i}: {:?}", sents[i]);
+    }
+    assert_eq!(got.len(), 300);
+
+    // Truncation keeps [SEP]; padding pads with [PAD] and masks it.
+    let short = tok.encode(&[&sents[0], "가"], 8).unwrap();
+    assert_eq!((short[0].len(), short[0][0], short[0][7]), (8, 2, 3));
+    let batch = tok.pad(&[&short[0], &short[1]]);
+    assert_eq!((batch.batch, batch.seq), (2, 8));
+    assert_eq!(
+        &batch.input_ids[8..],
+        &[2, tok.token_to_id("가").unwrap() as i32, 3, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(&batch.attention_mask[8..], &[1, 1, 1, 0, 0, 0, 0, 0]);
+}
+
+#[test]
+fn minilm_embeddings_match_pytorch() {
+    let device = Default::default();
+    let sents = korsts_dev_sentence1(32);
+    let refs: Vec<&str> = sents.iter().map(String::as_str).collect();
+    let expected = read_tensors(&fixtures().join("minilm_expected.safetensors"));
+    for (pooler, name) in [(Pooler::Cls, "cls"), (Pooler::Avg, "avg")] {
+        let mut enc =
+            Encoder::<Cpu>::from_dir(&minilm(), Some(pooler), Some(128), &device).unwrap();
+        enc.batch_size = 7; // uneven batches exercise the length sort and the reordering
+        let got: Vec<f32> = enc.encode(&refs).unwrap().concat();
+        let d = max_abs_diff(&got, &expected[name].1);
+        println!("all-MiniLM-L6-v2 {name}: max abs diff vs PyTorch {d:e}");
+        assert!(d <= 1e-4, "{name}: max abs diff {d}");
+    }
+}
+
+#[test]
+fn encoder_refuses_a_tokenizer_larger_than_the_embedding() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixtures().join("tiny").join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::copy(
+        shared().join("kr-bert/vocab_snu_char16424.txt"),
+        dir.path().join("vocab.txt"),
+    )
+    .unwrap();
+    let err = Encoder::<Cpu>::from_dir(dir.path(), None, None, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("16424 tokens") && err.contains("99 rows"),
+        "{err}"
+    );
+}
