@@ -24,6 +24,20 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         Some("download"),
         "fetch the pinned public data sets into data/raw",
     ),
+    (
+        "train",
+        "simcse-train",
+        "simcse-train",
+        None,
+        "train a SimCSE encoder (--mode unsup|sup, --config FILE, --init DIR)",
+    ),
+    (
+        "eval",
+        "simcse-eval",
+        "simcse-eval",
+        None,
+        "evaluate model folders on KorSTS / KLUE STS and write a report",
+    ),
 ];
 
 fn usage() -> String {

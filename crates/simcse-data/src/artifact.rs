@@ -33,6 +33,44 @@ pub fn triples_schema() -> SchemaRef {
     ]))
 }
 
+/// `wiki_sentences.parquet`: one sentence per row with the document it came from.
+pub fn sentences_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("text", DataType::Utf8, false),
+        Field::new("doc_id", DataType::Utf8, false),
+        Field::new("title", DataType::Utf8, false),
+    ]))
+}
+
+/// One row of the unsupervised corpus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentence {
+    pub text: String,
+    pub doc_id: String,
+    pub title: String,
+}
+
+/// Writes sentences (`wiki_sentences.parquet` schema) to `path`.
+pub fn write_sentences(path: &Path, rows: &[Sentence]) -> Result<()> {
+    let batches = rows.chunks(ROW_GROUP).map(|c| {
+        vec![
+            strings(c.iter().map(|r| r.text.as_str())),
+            strings(c.iter().map(|r| r.doc_id.as_str())),
+            strings(c.iter().map(|r| r.title.as_str())),
+        ]
+    });
+    write_parquet(path, sentences_schema(), batches)
+}
+
+/// Reads the `text` column of a sentence corpus (`wiki_sentences.parquet` or any file with that column).
+pub fn read_sentence_texts(path: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for b in read_parquet(path, &[("text", DataType::Utf8)])? {
+        out.extend(string_column(path, &b, "text")?);
+    }
+    Ok(out)
+}
+
 /// STS schema; KLUE sets add `real_label` and `binary_label`.
 pub fn sts_schema(klue: bool) -> SchemaRef {
     let mut fields = vec![

@@ -1,13 +1,13 @@
 //! `Encoder`: sentences in, embeddings out, batched by length for speed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 
 use crate::bert::{BertInput, BertModel};
-use crate::checkpoint::{self, LoadReport};
+use crate::checkpoint;
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
 use crate::pooler::Pooler;
@@ -30,8 +30,6 @@ pub struct Encoder<B: Backend> {
     pub max_len: usize,
     /// Sentences per forward pass.
     pub batch_size: usize,
-    pub dir: PathBuf,
-    pub report: LoadReport,
     device: B::Device,
 }
 
@@ -80,25 +78,34 @@ impl<B: Backend> Encoder<B> {
         } else {
             None
         };
-        let (model, report) = checkpoint::load::<B>(dir, &config, device)?;
+        let (model, _) = checkpoint::load::<B>(dir, &config, device)?;
         let pooler = pooler
             .or(settings.as_ref().map(|s| s.pooler))
             .unwrap_or(Pooler::ClsBeforePooler);
-        let max_len = max_len
-            .or(settings.and_then(|s| s.max_len))
-            .unwrap_or(128)
-            .min(config.max_position_embeddings);
-        Ok(Encoder {
+        let max_len = max_len.or(settings.and_then(|s| s.max_len)).unwrap_or(128);
+        Ok(Self::new(model, config, tokenizer, pooler, max_len, device))
+    }
+
+    /// An encoder around a model in memory (e.g. the one being trained). `max_len` is capped at the
+    /// model's `max_position_embeddings`.
+    pub fn new(
+        model: BertModel<B>,
+        config: BertConfig,
+        tokenizer: Tokenizer,
+        pooler: Pooler,
+        max_len: usize,
+        device: &B::Device,
+    ) -> Self {
+        let max_len = max_len.min(config.max_position_embeddings);
+        Encoder {
             model,
             config,
             tokenizer,
             pooler,
             max_len,
             batch_size: 64,
-            dir: dir.into(),
-            report,
             device: device.clone(),
-        })
+        }
     }
 
     /// Embeds sentences (not normalised), in input order. Sentences are sorted by token count and

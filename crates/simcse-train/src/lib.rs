@@ -1,1 +1,11 @@
-//! Filled in by a later issue.
+//! The training stage: a Hugging Face BERT checkpoint and a prepared corpus in, a SimCSE sentence
+//! encoder out (`runs/<name>/model/`, Hugging Face layout), checked on KorSTS dev while it trains.
+
+pub mod clip;
+pub mod config;
+pub mod data;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{Mode, TrainConfig};
+pub use trainer::{TrainError, Trainer};

@@ -1,0 +1,207 @@
+//! `TrainConfig`: a TOML file (configs/*.toml) with every key overridable from the command line.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use simcse_model::Pooler;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Each sentence twice through dropout; the other view is the positive.
+    Unsup,
+    /// (anchor, entailment, contradiction) triples: entailment positive, contradiction hard negative.
+    Sup,
+}
+
+/// Where the pooler MLP (SimCSE's `mlp`, BERT's `pooler`) starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MlpInit {
+    /// The checkpoint's pooler weights (a fresh MLP if it has none).
+    Checkpoint,
+    /// Freshly initialised, as SimCSE's own `MLPLayer`.
+    Fresh,
+}
+
+/// Every setting of a run. Defaults are the official SimCSE supervised settings for one GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub mode: Mode,
+    /// A Hugging Face BERT folder (config.json, weights, vocab.txt or tokenizer.json).
+    pub init: PathBuf,
+    /// The corpus: `kornli_triples.parquet` (sup) or `wiki_sentences.parquet` (unsup). Empty: the
+    /// prepare stage's default path for the mode.
+    pub train_file: PathBuf,
+    /// STS set for the periodic evaluation (Spearman picks the best model).
+    pub dev_file: PathBuf,
+    /// Run folder: `model/` (best), `metrics.jsonl`, `config.toml`.
+    pub out: PathBuf,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+    pub max_len: usize,
+    pub epochs: usize,
+    /// Stop after this many updates (0: run all epochs).
+    pub max_steps: usize,
+    pub warmup_ratio: f64,
+    pub temperature: f64,
+    /// Log-weight added to each row's own hard negative (sup); 0 leaves it unweighted.
+    pub hard_negative_weight: f64,
+    /// Pooler used for the training objective.
+    pub pooler: Pooler,
+    /// Use the MLP only in training; evaluate and export `cls_before_pooler` (unsup SimCSE).
+    pub mlp_only_train: bool,
+    pub mlp_init: MlpInit,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    /// Global gradient-norm clipping (0: off). `transformers.Trainer`'s default is 1.0.
+    pub max_grad_norm: f64,
+    /// Evaluate on `dev_file` every N updates (0: only at the end).
+    pub eval_steps: usize,
+    pub log_steps: usize,
+    pub seed: u64,
+    /// Drop the last partial batch of an epoch (else it is trained on as a smaller batch).
+    pub drop_last: bool,
+    /// Overrides the checkpoint's hidden and attention dropout (unset: keep the checkpoint's).
+    pub dropout: Option<f64>,
+    /// Batches tokenized ahead of the training step on another thread.
+    pub prefetch: usize,
+    /// Maximum tokens per sentence when evaluating (sentences are not cut to the training length).
+    pub eval_max_len: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            mode: Mode::Sup,
+            init: PathBuf::new(),
+            train_file: PathBuf::new(),
+            dev_file: PathBuf::from("data/processed/sts/korsts_dev.parquet"),
+            out: PathBuf::from("runs/sup"),
+            batch_size: 128,
+            learning_rate: 5e-5,
+            max_len: 32,
+            epochs: 3,
+            max_steps: 0,
+            warmup_ratio: 0.0,
+            temperature: 0.05,
+            hard_negative_weight: 0.0,
+            pooler: Pooler::Cls,
+            mlp_only_train: false,
+            mlp_init: MlpInit::Fresh,
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            max_grad_norm: 1.0,
+            eval_steps: 125,
+            log_steps: 10,
+            seed: 42,
+            drop_last: false,
+            dropout: None,
+            prefetch: 4,
+            eval_max_len: 128,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML config, then applies `overrides` (`key = value` pairs, values in TOML syntax; a
+    /// value that is not valid TOML is taken as a string, so paths need no quotes).
+    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> anyhow::Result<Self> {
+        let mut table: toml::Table = match file {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                text.parse()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (key, raw) in overrides {
+            let key = key.replace('-', "_");
+            let value = format!("v = {raw}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.clone()));
+            table.insert(key, value);
+        }
+        let config: TrainConfig = table.try_into().map_err(|e| {
+            anyhow::anyhow!(
+                "config{}: {e}",
+                file.map(|f| format!(" {}", f.display()))
+                    .unwrap_or_default()
+            )
+        })?;
+        Ok(config.with_default_paths())
+    }
+
+    fn with_default_paths(mut self) -> Self {
+        if self.train_file.as_os_str().is_empty() {
+            self.train_file = PathBuf::from(match self.mode {
+                Mode::Sup => "data/processed/kornli_triples.parquet",
+                Mode::Unsup => "data/processed/wiki_sentences.parquet",
+            });
+        }
+        self
+    }
+
+    pub fn eval_max_len(&self) -> usize {
+        self.eval_max_len
+    }
+
+    /// The pooler of evaluation and of the exported model.
+    pub fn eval_pooler(&self) -> Pooler {
+        if self.mlp_only_train && self.pooler == Pooler::Cls {
+            Pooler::ClsBeforePooler
+        } else {
+            self.pooler
+        }
+    }
+
+    /// Sentences per example: 2 views (unsup) or anchor, positive, negative (sup).
+    pub fn sentences_per_example(&self) -> usize {
+        match self.mode {
+            Mode::Unsup => 2,
+            Mode::Sup => 3,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_take_toml_values_and_bare_strings() {
+        let o = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let c = TrainConfig::load(
+            None,
+            &[
+                o("mode", "unsup"),
+                o("batch-size", "64"),
+                o("learning_rate", "3e-5"),
+                o("init", "/models/kr-bert"),
+                o("pooler", "avg"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.mode, c.batch_size, c.learning_rate, c.pooler),
+            (Mode::Unsup, 64, 3e-5, Pooler::Avg)
+        );
+        assert_eq!(c.init, PathBuf::from("/models/kr-bert"));
+        assert_eq!(
+            c.train_file,
+            PathBuf::from("data/processed/wiki_sentences.parquet")
+        );
+        let err = TrainConfig::load(None, &[o("batch_sise", "1")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_sise"), "{err}");
+    }
+}

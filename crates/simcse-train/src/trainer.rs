@@ -1,0 +1,346 @@
+//! The training loop: SimCSE objective, AdamW with warmup + linear decay and global-norm clipping,
+//! periodic dev evaluation through `simcse-eval`, the best model exported in the Hugging Face layout.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use simcse_data::sts::StsPair;
+use simcse_eval::StsScore;
+use simcse_model::bert::{BertModel, BertPooler};
+use simcse_model::encode::to_input;
+use simcse_model::loss::simcse_loss;
+use simcse_model::{BertConfig, Encoder, Tokenizer, checkpoint};
+
+use crate::clip::clip_global_norm;
+use crate::config::{MlpInit, Mode, TrainConfig};
+use crate::data::{self, TrainBatch};
+use crate::schedule::{learning_rate, warmup_steps};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Model(#[from] simcse_model::ModelError),
+    #[error(transparent)]
+    Data(#[from] simcse_data::DataError),
+    #[error(transparent)]
+    Eval(#[from] simcse_eval::EvalError),
+    #[error(
+        "the loss became {loss} at update {step}: training stopped (the best model so far is kept in {best})"
+    )]
+    NonFinite {
+        step: usize,
+        loss: f32,
+        best: String,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub updates: usize,
+    pub losses: Vec<f32>,
+    pub evals: Vec<(usize, StsScore)>,
+    pub best: Option<(usize, StsScore)>,
+    pub seconds: f64,
+    pub sentences_per_second: f64,
+}
+
+pub struct Trainer<B: AutodiffBackend> {
+    pub model: BertModel<B>,
+    pub bert_config: BertConfig,
+    pub tokenizer: Tokenizer,
+    pub config: TrainConfig,
+    optim: OptimizerAdaptor<AdamW, BertModel<B>, B>,
+    device: B::Device,
+    /// Updates done so far.
+    pub step: usize,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// Loads `config.init` (config.json with the dropout override, weights, tokenizer) and sets up the
+    /// pooler MLP and the optimizer.
+    pub fn new(config: TrainConfig, device: &B::Device) -> Result<Self> {
+        let mut bert_config = BertConfig::from_file(&config.init.join("config.json"))?;
+        if let Some(p) = config.dropout {
+            bert_config.hidden_dropout_prob = p;
+            bert_config.attention_probs_dropout_prob = p;
+        }
+        let tokenizer = Tokenizer::from_dir(&config.init)?;
+        let (model, _) = checkpoint::load::<B>(&config.init, &bert_config, device)?;
+        Ok(Self::from_parts(
+            model,
+            bert_config,
+            tokenizer,
+            config,
+            device,
+        ))
+    }
+
+    /// A trainer around a model in memory.
+    pub fn from_parts(
+        mut model: BertModel<B>,
+        bert_config: BertConfig,
+        tokenizer: Tokenizer,
+        config: TrainConfig,
+        device: &B::Device,
+    ) -> Self {
+        if config.pooler == simcse_model::Pooler::Cls
+            && (config.mlp_init == MlpInit::Fresh || model.pooler.is_none())
+        {
+            model.pooler = Some(BertPooler::new(bert_config.hidden_size, device));
+        }
+        let optim = AdamWConfig::new()
+            .with_beta_1(config.adam_beta1 as f32)
+            .with_beta_2(config.adam_beta2 as f32)
+            .with_epsilon(config.adam_epsilon as f32)
+            .with_weight_decay(config.weight_decay as f32)
+            .init();
+        Trainer {
+            model,
+            bert_config,
+            tokenizer,
+            config,
+            optim,
+            device: device.clone(),
+            step: 0,
+        }
+    }
+
+    /// The SimCSE loss of one batch under the current weights (dropout as the backend makes it).
+    pub fn loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
+        let input = to_input::<B>(&batch.tokens, &self.device);
+        let mask = input.attention_mask.clone();
+        let hidden = self.model.forward(input);
+        let pooled = self.config.pooler.pool(&self.model, &hidden, mask)?;
+        let n = batch.examples;
+        let h = pooled.dims()[1];
+        let part = |k: usize| pooled.clone().slice([k * n..(k + 1) * n, 0..h]);
+        let z3 = (self.config.mode == Mode::Sup).then(|| part(2));
+        Ok(simcse_loss(
+            part(0),
+            part(1),
+            z3,
+            self.config.temperature,
+            self.config.hard_negative_weight,
+        ))
+    }
+
+    /// One update at learning rate `lr`; returns the loss before the update. Dropout is seeded from
+    /// (seed, update), so a run is reproducible update by update.
+    pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<f32> {
+        B::seed(
+            &self.device,
+            self.config
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(self.step as u64),
+        );
+        let loss = self.loss(batch)?;
+        let value: f32 = loss.clone().into_scalar().elem();
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: self.step,
+                loss: value,
+                best: self.config.out.join("model").display().to_string(),
+            });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        if self.config.max_grad_norm > 0.0 {
+            clip_global_norm(&self.model, &mut grads, self.config.max_grad_norm);
+        }
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok(value)
+    }
+
+    /// KorSTS-style score of the current model on `pairs`, with the evaluation pooler.
+    pub fn evaluate(&self, pairs: &[StsPair]) -> Result<StsScore> {
+        let enc = Encoder::new(
+            self.model.valid(),
+            self.bert_config.clone(),
+            self.tokenizer.clone(),
+            self.config.eval_pooler(),
+            self.config.eval_max_len(),
+            &self.device,
+        );
+        Ok(simcse_eval::score_pairs(&enc, pairs)?)
+    }
+
+    /// Writes the model in the Hugging Face layout, the tokenizer files of `init`, and `simcse.json`.
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        checkpoint::save(&self.model.valid(), &self.bert_config, dir)?;
+        for f in [
+            "vocab.txt",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+        ] {
+            let src = self.config.init.join(f);
+            if src.is_file() {
+                std::fs::copy(&src, dir.join(f)).map_err(|source| TrainError::Io {
+                    path: src.clone(),
+                    source,
+                })?;
+            }
+        }
+        let settings = serde_json::json!({
+            "pooler": self.config.eval_pooler(),
+            "max_len": self.config.eval_max_len(),
+            "temperature": self.config.temperature,
+            "mode": self.config.mode,
+            "trained_with": format!("simcse-train {}", env!("CARGO_PKG_VERSION")),
+        });
+        let path = dir.join("simcse.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&settings).unwrap_or_default() + "\n",
+        )
+        .map_err(|source| TrainError::Io { path, source })
+    }
+
+    /// The whole run: epochs (or `max_steps`) over the corpus, logging to `<out>/metrics.jsonl`,
+    /// evaluating on `dev_file` every `eval_steps` and at the end, keeping the best model in `<out>/model`.
+    pub fn fit(&mut self) -> Result<Summary> {
+        let c = self.config.clone();
+        let examples = Arc::new(data::load(&c)?);
+        if examples.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: no training examples",
+                c.train_file.display()
+            )));
+        }
+        let dev = simcse_data::artifact::read_sts(&c.dev_file)?;
+        let per_epoch = data::epoch_batches(examples.len(), &c, 0).len();
+        let total = if c.max_steps > 0 {
+            c.max_steps
+        } else {
+            per_epoch * c.epochs
+        };
+        let warmup = warmup_steps(c.warmup_ratio, total);
+        std::fs::create_dir_all(&c.out).map_err(|source| TrainError::Io {
+            path: c.out.clone(),
+            source,
+        })?;
+        std::fs::write(
+            c.out.join("config.toml"),
+            toml::to_string(&c).unwrap_or_default(),
+        )
+        .map_err(|source| TrainError::Io {
+            path: c.out.join("config.toml"),
+            source,
+        })?;
+        let metrics_path = c.out.join("metrics.jsonl");
+        let mut metrics =
+            std::fs::File::create(&metrics_path).map_err(|source| TrainError::Io {
+                path: metrics_path.clone(),
+                source,
+            })?;
+        let mut log = |v: serde_json::Value| {
+            let _ = writeln!(metrics, "{v}");
+        };
+        tracing::info!(
+            "{} examples, {per_epoch} batches per epoch, {total} updates ({warmup} warmup)",
+            examples.len()
+        );
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} updates {msg} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let mut summary = Summary {
+            updates: 0,
+            losses: vec![],
+            evals: vec![],
+            best: None,
+            seconds: 0.0,
+            sentences_per_second: 0.0,
+        };
+        let start = Instant::now();
+        let mut sentences = 0usize;
+        let eval = |t: &Self,
+                    summary: &mut Summary,
+                    log: &mut dyn FnMut(serde_json::Value)|
+         -> Result<()> {
+            let score = t.evaluate(&dev)?;
+            log(
+                serde_json::json!({"step": t.step, "eval": {"set": c.dev_file, "spearman": score.spearman, "pearson": score.pearson}}),
+            );
+            tracing::info!(
+                "update {}: dev Spearman {:.2} Pearson {:.2}",
+                t.step,
+                score.spearman,
+                score.pearson
+            );
+            summary.evals.push((t.step, score));
+            if summary
+                .best
+                .is_none_or(|(_, b)| score.spearman > b.spearman)
+            {
+                summary.best = Some((t.step, score));
+                t.export(&c.out.join("model"))?;
+            }
+            Ok(())
+        };
+        'epochs: for epoch in 0.. {
+            let batches = data::epoch_batches(examples.len(), &c, epoch);
+            let rx = data::prefetch(
+                examples.clone(),
+                batches,
+                self.tokenizer.clone(),
+                c.mode,
+                c.max_len,
+                c.prefetch,
+            );
+            for batch in rx {
+                if self.step >= total {
+                    break 'epochs;
+                }
+                let batch = batch?;
+                let lr = learning_rate(c.learning_rate, self.step, warmup, total);
+                let t0 = Instant::now();
+                let loss = self.step(&batch, lr)?;
+                sentences += batch.examples * c.sentences_per_example();
+                summary.losses.push(loss);
+                let rate = batch.examples as f64 / t0.elapsed().as_secs_f64();
+                if self.step.is_multiple_of(c.log_steps.max(1)) || self.step == total {
+                    log(
+                        serde_json::json!({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "examples_per_s": rate}),
+                    );
+                }
+                bar.set_position(self.step as u64);
+                bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
+                if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < total {
+                    eval(self, &mut summary, &mut log)?;
+                }
+            }
+            if self.step >= total {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        eval(self, &mut summary, &mut log)?;
+        summary.updates = self.step;
+        summary.seconds = start.elapsed().as_secs_f64();
+        summary.sentences_per_second = sentences as f64 / summary.seconds;
+        Ok(summary)
+    }
+}
