@@ -1,18 +1,13 @@
 //! The prepare stage on the real public files in `../shared/data`, and on deliberately broken copies.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use simcse_testkit::shared_data as shared;
 
 use simcse_data::artifact::{manifest_path, read_sts, read_triples, sha256_hex};
 use simcse_data::kornli::TripleRule;
 use simcse_data::prepare::{Options, Summary, run};
 use simcse_data::{DataError, Location, Reason};
-
-/// `../shared/data` beside the checkout, or `$SIMCSE_SHARED_DATA`.
-fn shared() -> PathBuf {
-    std::env::var_os("SIMCSE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
 
 fn opts(raw: &Path, out: &Path, triples: TripleRule) -> Options {
     Options {

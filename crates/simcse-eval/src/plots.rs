@@ -62,9 +62,10 @@ fn plot_err(path: &Path) -> impl Fn(String) -> EvalError + '_ {
     }
 }
 
-/// A blue sequential colour scale for similarities in [-1, 1] (values below 0 share the palest colour).
-fn heat_colour(v: f64) -> RGBColor {
-    let t = v.clamp(0.0, 1.0);
+/// A blue sequential colour scale from `lo` (palest) to 1 (darkest): stretched over the data's own range,
+/// since an encoder's similarities often all lie in, say, 0.8..1.
+fn heat_colour(v: f64, lo: f64) -> RGBColor {
+    let t = ((v - lo) / (1.0 - lo).max(1e-9)).clamp(0.0, 1.0);
     let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
     RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
 }
@@ -76,7 +77,13 @@ pub fn heatmap(path: &Path, title: &str, sentences: &[String], matrix: &[Vec<f64
     let cell = 56i32;
     let (left, top) = (50i32, 70i32);
     let width = (left + cell * n as i32 + 40 + 520) as u32;
-    let height = (top + cell * n as i32 + 40).max(300) as u32;
+    let height = (top + cell * n as i32 + 50).max(300) as u32;
+    let lo = matrix
+        .iter()
+        .flatten()
+        .copied()
+        .fold(1.0f64, f64::min)
+        .min(0.99);
     let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(x.to_string()))?;
     let font = |size: i32| ("sans-serif", size).into_font();
@@ -100,10 +107,14 @@ pub fn heatmap(path: &Path, title: &str, sentences: &[String], matrix: &[Vec<f64
             let x = left + cell * j as i32;
             root.draw(&Rectangle::new(
                 [(x, y), (x + cell, y + cell)],
-                heat_colour(v).filled(),
+                heat_colour(v, lo).filled(),
             ))
             .map_err(|x| e(x.to_string()))?;
-            let ink = if v > 0.55 { WHITE } else { BLACK };
+            let ink = if (v - lo) / (1.0 - lo).max(1e-9) > 0.55 {
+                WHITE
+            } else {
+                BLACK
+            };
             let label = Text::new(
                 format!("{v:.2}"),
                 (x + 9, y + cell / 2 - 8),
@@ -113,6 +124,12 @@ pub fn heatmap(path: &Path, title: &str, sentences: &[String], matrix: &[Vec<f64
         }
     }
     let list_x = left + cell * n as i32 + 30;
+    root.draw(&Text::new(
+        format!("colour scale: {lo:.2} (pale) .. 1.00 (dark)"),
+        (left, top + cell * n as i32 + 12),
+        font(15),
+    ))
+    .map_err(|x| e(x.to_string()))?;
     for (i, s) in sentences.iter().enumerate() {
         let short: String = if s.chars().count() > 28 {
             s.chars().take(27).chain(['…']).collect()
@@ -155,13 +172,8 @@ pub fn density(path: &Path, title: &str, set: &SetResult) -> Result<()> {
     for &(gold, cos) in &set.points {
         groups[bucket(gold)].push(cos);
     }
-    let lo = set
-        .points
-        .iter()
-        .map(|p| p.1)
-        .fold(f64::INFINITY, f64::min)
-        .min(0.0)
-        - 0.05;
+    // The x range fits the data: anisotropic encoders put every pair in a narrow band near 1.
+    let lo = (set.points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) - 0.05).max(-1.0);
     let xs: Vec<f64> = (0..=300)
         .map(|i| lo + (1.05 - lo) * i as f64 / 300.0)
         .collect();

@@ -2,6 +2,9 @@
 //! plots, and its errors. One test binary: each one monomorphises the model again.
 
 use std::path::{Path, PathBuf};
+
+use simcse_testkit::minilm;
+use simcse_testkit::shared_data as shared;
 use std::process::Command;
 
 use simcse_data::kornli::TripleRule;
@@ -13,26 +16,6 @@ use simcse_model::{Encoder, Pooler};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("SIMCSE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
-fn minilm() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not at {}: run scripts/fetch-minilm.sh",
-        dir.display()
-    );
-    dir
 }
 
 /// The prepare stage's STS artifacts from the public data, in a temp folder.

@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use simcse_testkit::minilm;
+use simcse_testkit::shared_data as shared;
+
 use burn::tensor::{Int, Tensor, TensorData};
 use safetensors::SafeTensors;
 use simcse_model::backend::{Cpu, CpuTrain};
@@ -14,27 +17,6 @@ use simcse_model::{BertConfig, Encoder, ModelError, Pooler, checkpoint};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn shared() -> PathBuf {
-    std::env::var_os("SIMCSE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
-/// all-MiniLM-L6-v2 from its PyPI wheel: `scripts/fetch-minilm.sh` puts it here (CI runs it).
-fn minilm() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not at {}: run scripts/fetch-minilm.sh",
-        dir.display()
-    );
-    dir
 }
 
 /// Tensors of a safetensors file as (shape, f32 or i32 values widened to f32).

@@ -1,7 +1,10 @@
 //! The trainer on real data and a real checkpoint (all-MiniLM-L6-v2), shortened to fit CI on 2 cores.
 //! One test binary: each one monomorphises the model again.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use simcse_testkit::minilm;
+use simcse_testkit::shared_data as shared;
 
 use simcse_data::artifact::{Sentence, read_sts, write_sentences, write_sts};
 use simcse_data::kornli::TripleRule;
@@ -9,26 +12,6 @@ use simcse_data::prepare::{Options, run};
 use simcse_model::backend::CpuTrain;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
-
-fn shared() -> PathBuf {
-    std::env::var_os("SIMCSE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
-}
-
-fn minilm() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/all-MiniLM-L6-v2")
-        });
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not at {}: run scripts/fetch-minilm.sh",
-        dir.display()
-    );
-    dir
-}
 
 /// Prepared artifacts from the public data, plus a 400-pair slice of KorSTS dev for quick evaluation.
 fn prepared() -> tempfile::TempDir {
