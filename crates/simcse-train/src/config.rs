@@ -150,10 +150,6 @@ impl TrainConfig {
         self
     }
 
-    pub fn eval_max_len(&self) -> usize {
-        self.eval_max_len
-    }
-
     /// The pooler of evaluation and of the exported model.
     pub fn eval_pooler(&self) -> Pooler {
         if self.mlp_only_train && self.pooler == Pooler::Cls {

@@ -179,7 +179,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.bert_config.clone(),
             self.tokenizer.clone(),
             self.config.eval_pooler(),
-            self.config.eval_max_len(),
+            self.config.eval_max_len,
             &self.device,
         );
         Ok(simcse_eval::score_pairs(&enc, pairs)?)
@@ -204,7 +204,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let settings = serde_json::json!({
             "pooler": self.config.eval_pooler(),
-            "max_len": self.config.eval_max_len(),
+            "max_len": self.config.eval_max_len,
             "temperature": self.config.temperature,
             "mode": self.config.mode,
             "trained_with": format!("simcse-train {}", env!("CARGO_PKG_VERSION")),
