@@ -18,6 +18,20 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "raw data -> Parquet artifacts (see data/README.md)",
     ),
     (
+        "wiki",
+        "simcse-data",
+        "simcse-prepare",
+        Some("wiki"),
+        "Korean Wikipedia dump -> wiki_sentences.parquet (the unsupervised corpus)",
+    ),
+    (
+        "split",
+        "simcse-data",
+        "simcse-prepare",
+        Some("split"),
+        "the Korean sentence splitter alone: one text a line in, one sentence a line out",
+    ),
+    (
         "download",
         "simcse-data",
         "simcse-prepare",

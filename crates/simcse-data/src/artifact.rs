@@ -52,14 +52,45 @@ pub struct Sentence {
 
 /// Writes sentences (`wiki_sentences.parquet` schema) to `path`.
 pub fn write_sentences(path: &Path, rows: &[Sentence]) -> Result<()> {
-    let batches = rows.chunks(ROW_GROUP).map(|c| {
-        vec![
-            strings(c.iter().map(|r| r.text.as_str())),
-            strings(c.iter().map(|r| r.doc_id.as_str())),
-            strings(c.iter().map(|r| r.title.as_str())),
-        ]
-    });
-    write_parquet(path, sentences_schema(), batches)
+    write_parquet(
+        path,
+        sentences_schema(),
+        rows.chunks(ROW_GROUP).map(sentence_columns),
+    )
+}
+
+fn sentence_columns(rows: &[Sentence]) -> Vec<ArrayRef> {
+    vec![
+        strings(rows.iter().map(|r| r.text.as_str())),
+        strings(rows.iter().map(|r| r.doc_id.as_str())),
+        strings(rows.iter().map(|r| r.title.as_str())),
+    ]
+}
+
+/// Reads a whole `wiki_sentences.parquet`, checking its schema.
+pub fn read_sentences(path: &Path) -> Result<Vec<Sentence>> {
+    let mut out = Vec::new();
+    let cols = [
+        ("text", DataType::Utf8),
+        ("doc_id", DataType::Utf8),
+        ("title", DataType::Utf8),
+    ];
+    for b in read_parquet(path, &cols)? {
+        let text = string_column(path, &b, "text")?;
+        let doc_id = string_column(path, &b, "doc_id")?;
+        let title = string_column(path, &b, "title")?;
+        out.extend(
+            text.into_iter()
+                .zip(doc_id)
+                .zip(title)
+                .map(|((text, doc_id), title)| Sentence {
+                    text,
+                    doc_id,
+                    title,
+                }),
+        );
+    }
+    Ok(out)
 }
 
 /// Reads the `text` column of a sentence corpus (`wiki_sentences.parquet` or any file with that column).
@@ -128,31 +159,41 @@ pub fn write_sts(path: &Path, pairs: &[StsPair]) -> Result<()> {
     write_parquet(path, sts_schema(klue), batches)
 }
 
+fn pq_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> DataError + '_ {
+    move |e| DataError::Parquet {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+fn writer_props(path: &Path) -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).map_err(pq_error(path))?,
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .build())
+}
+
 /// Writes record batches as zstd Parquet, atomically: a temp file in the same folder, then a rename.
 fn write_parquet(
     path: &Path,
     schema: SchemaRef,
     batches: impl Iterator<Item = Vec<ArrayRef>>,
 ) -> Result<()> {
-    let pq = |e: parquet::errors::ParquetError| DataError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(pq)?))
-        .set_max_row_group_row_count(Some(ROW_GROUP))
-        .build();
+    let props = writer_props(path)?;
     write_atomic(path, |file| {
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq)?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq_error(path))?;
         for cols in batches {
             let batch =
                 RecordBatch::try_new(schema.clone(), cols).map_err(|e| DataError::Parquet {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?;
-            writer.write(&batch).map_err(pq)?;
+            writer.write(&batch).map_err(pq_error(path))?;
         }
-        writer.close().map_err(pq)?;
+        writer.close().map_err(pq_error(path))?;
         Ok(())
     })
 }
@@ -160,30 +201,120 @@ fn write_parquet(
 /// Runs `write` on a temp file beside `path` and renames it into place only when `write` succeeds,
 /// so a reader never sees a half-written artifact.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut File) -> Result<()>) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(DataError::io(dir))?;
-    write(tmp.as_file_mut())?;
-    tmp.as_file_mut().flush().map_err(DataError::io(path))?;
-    // Temp files are created private (0600); an artifact is an ordinary readable file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(DataError::io(path))?;
+    let mut file = AtomicFile::create(path)?;
+    write(file.file_mut())?;
+    file.commit()
+}
+
+/// A temp file beside its destination, renamed into place by [`AtomicFile::commit`]; dropped
+/// without a commit, it is removed.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(DataError::io(dir))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+        })
     }
-    tmp.persist(path).map_err(|e| DataError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+
+    pub fn file_mut(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        let path = self.path;
+        self.tmp
+            .as_file_mut()
+            .flush()
+            .map_err(DataError::io(&path))?;
+        // Temp files are created private (0600); an artifact is an ordinary readable file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(DataError::io(&path))?;
+        }
+        self.tmp.persist(&path).map_err(|e| DataError::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// Writes `wiki_sentences.parquet` as the sentences arrive, one row group at a time, atomically.
+pub struct SentenceWriter {
+    path: PathBuf,
+    file: AtomicFile,
+    writer: ArrowWriter<File>,
+    rows: Vec<Sentence>,
+    written: usize,
+}
+
+impl SentenceWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = AtomicFile::create(path)?;
+        let handle = file
+            .tmp
+            .as_file()
+            .try_clone()
+            .map_err(DataError::io(path))?;
+        let writer = ArrowWriter::try_new(handle, sentences_schema(), Some(writer_props(path)?))
+            .map_err(pq_error(path))?;
+        Ok(SentenceWriter {
+            path: path.to_path_buf(),
+            file,
+            writer,
+            rows: Vec::new(),
+            written: 0,
+        })
+    }
+
+    pub fn push(&mut self, row: Sentence) -> Result<()> {
+        self.rows.push(row);
+        if self.rows.len() == ROW_GROUP {
+            self.flush_rows()?;
+        }
+        Ok(())
+    }
+
+    fn flush_rows(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(sentences_schema(), sentence_columns(&self.rows))
+            .map_err(|e| DataError::Parquet {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        self.writer.write(&batch).map_err(pq_error(&self.path))?;
+        self.written += self.rows.len();
+        self.rows.clear();
+        Ok(())
+    }
+
+    /// Writes what is left, closes the Parquet file and renames it into place; returns the row count.
+    pub fn finish(mut self) -> Result<usize> {
+        self.flush_rows()?;
+        self.writer.close().map_err(pq_error(&self.path))?;
+        self.file.commit()?;
+        Ok(self.written)
+    }
 }
 
 /// A source file an artifact was made from.

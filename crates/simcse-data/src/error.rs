@@ -28,6 +28,9 @@ pub enum DataError {
     Parquet { path: PathBuf, message: String },
     #[error("{}: artifact does not follow its schema: {message}", path.display())]
     Schema { path: PathBuf, message: String },
+    /// Damaged or malformed input: the message names the byte offset, line or page.
+    #[error("{}: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
     #[error("{url}: download failed: {message}")]
     Download { url: String, message: String },
     #[error("{}: SHA-256 mismatch: expected {expected}, got {actual} (the file was removed)", path.display())]

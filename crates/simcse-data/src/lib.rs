@@ -10,7 +10,9 @@ pub mod error;
 pub mod kornli;
 pub mod prepare;
 pub mod rows;
+pub mod split;
 pub mod sts;
+pub mod wiki;
 
 pub use error::{DataError, Result};
 pub use rows::{BadRow, Location, Reason, RowLog};

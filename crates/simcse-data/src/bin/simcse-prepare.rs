@@ -1,12 +1,15 @@
 //! `simcse-prepare`: the prepare stage. Raw data in `--raw-dir`, Parquet artifacts in `--out-dir`.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use simcse_data::download::{self, Fetched, REMOTES};
 use simcse_data::kornli::TripleRule;
 use simcse_data::prepare::{self, Options};
+use simcse_data::wiki::{self, Filters, Format};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,27 @@ enum Command {
         /// Fail on the first bad row, instead of reporting, counting and skipping it.
         #[arg(long)]
         strict: bool,
+        /// Also build wiki_sentences.parquet from this Wikipedia dump / corpus (see `wiki --help`).
+        #[arg(long)]
+        wiki: Option<PathBuf>,
+        #[command(flatten)]
+        wiki_args: WikiArgs,
+    },
+    /// Korean Wikipedia -> <out-dir>/wiki_sentences.parquet (text, doc_id, title) + manifest.
+    ///
+    /// INPUT is a kowiki pages-articles dump (.xml or .xml.bz2, single- or multistream), WikiExtractor
+    /// output (--json lines or <doc> blocks) or plain text, one document or sentence a line. Articles
+    /// only (ns 0; no redirects, disambiguation or empty pages); wikitext is cleaned, split into
+    /// sentences and filtered. Damaged input: the pages before the damage are kept and the damage is
+    /// logged and recorded in the manifest (--strict: fail and write nothing).
+    Wiki {
+        input: PathBuf,
+        #[arg(long, default_value = "data/processed")]
+        out_dir: PathBuf,
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        wiki_args: WikiArgs,
     },
     /// Downloads the pinned public data files into the raw folder (resumable, SHA-256 verified).
     Download {
@@ -51,6 +75,73 @@ enum Command {
         #[arg(long)]
         small: bool,
     },
+    /// Sentence splitter alone: each input line is one text; writes one sentence a line to stdout.
+    ///
+    /// Every non-space character of the input is kept; blank input lines give no output.
+    Split {
+        /// A UTF-8 text file; standard input when absent or `-`.
+        input: Option<PathBuf>,
+    },
+}
+
+/// Options of the Wikipedia corpus builder.
+#[derive(Args)]
+struct WikiArgs {
+    /// Input format of the Wikipedia file; `auto` sniffs its first bytes.
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    wiki_format: Format,
+    /// Worker threads (cleaning, splitting, multistream bz2); one reader thread comes on top.
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
+    threads: usize,
+    /// Drop sentences shorter than this many characters.
+    #[arg(long, default_value_t = Filters::default().min_chars)]
+    min_chars: usize,
+    /// Drop sentences longer than this many characters.
+    #[arg(long, default_value_t = Filters::default().max_chars)]
+    max_chars: usize,
+    /// Drop sentences whose non-space characters are less than this share Hangul.
+    #[arg(long, default_value_t = Filters::default().min_hangul)]
+    min_hangul: f32,
+    /// Keep exact duplicate sentences (by default only the first is kept).
+    #[arg(long)]
+    keep_duplicates: bool,
+    /// Keep a seeded uniform sample of N sentences, in corpus order (official SimCSE: 1000000).
+    #[arg(long)]
+    sample: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl WikiArgs {
+    fn options(&self, input: PathBuf, out_dir: &Path, strict: bool) -> wiki::Options {
+        wiki::Options {
+            input,
+            format: self.wiki_format,
+            out: out_dir.join("wiki_sentences.parquet"),
+            threads: self.threads,
+            filters: Filters {
+                min_chars: self.min_chars,
+                max_chars: self.max_chars,
+                min_hangul: self.min_hangul,
+                dedup: !self.keep_duplicates,
+            },
+            sample: self.sample,
+            seed: self.seed,
+            strict,
+        }
+    }
+}
+
+fn run_wiki(opts: &wiki::Options) -> Result<()> {
+    let summary = wiki::run(opts).with_context(|| {
+        format!(
+            "building the Wikipedia corpus from {}",
+            opts.input.display()
+        )
+    })?;
+    print!("{}", summary.table());
+    println!("wrote {}", opts.out.display());
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -67,6 +158,8 @@ fn main() -> Result<()> {
             triples,
             require_all,
             strict,
+            wiki,
+            wiki_args,
         } => {
             if !raw_dir.is_dir() {
                 bail!(
@@ -76,14 +169,23 @@ fn main() -> Result<()> {
             }
             let opts = Options {
                 raw_dir,
-                out_dir,
+                out_dir: out_dir.clone(),
                 triples,
                 require_all,
                 strict,
             };
             let summary = prepare::run(&opts).context("prepare failed")?;
             print!("{}", summary.table());
+            if let Some(input) = wiki {
+                run_wiki(&wiki_args.options(input, &out_dir, strict))?;
+            }
         }
+        Command::Wiki {
+            input,
+            out_dir,
+            strict,
+            wiki_args,
+        } => run_wiki(&wiki_args.options(input, &out_dir, strict))?,
         Command::Download { dest, small } => {
             for r in REMOTES.iter().filter(|r| !small || r.bytes < 50_000_000) {
                 let path = dest.join(r.path);
@@ -105,6 +207,27 @@ fn main() -> Result<()> {
                 }
             }
         }
+        Command::Split { input } => split(input.as_deref())?,
     }
+    Ok(())
+}
+
+fn split(input: Option<&Path>) -> Result<()> {
+    let reader: Box<dyn BufRead> = match input {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(BufReader::new(
+            File::open(p).with_context(|| format!("opening {}", p.display()))?,
+        )),
+    };
+    let name = input.map_or("<stdin>".into(), |p| p.display().to_string());
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{name}: line {}: not UTF-8 text", n + 1))?;
+        for s in simcse_data::split::sentences(&line) {
+            writeln!(out, "{s}")?;
+        }
+    }
+    out.flush()?;
     Ok(())
 }

@@ -1,0 +1,344 @@
+//! Input formats of the Wikipedia stage, each turned into a stream of [`Record`]s.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::bz2;
+use super::xml::Pages;
+
+/// How the input is read; `Auto` sniffs the first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Auto,
+    /// MediaWiki XML export, plain or bzip2 (single- or multi-stream).
+    Xml,
+    /// WikiExtractor `--json` output: one JSON object a line with `id`, `title`, `text`.
+    Jsonl,
+    /// WikiExtractor's default output: `<doc id=… title=…>` … `</doc>`.
+    Doc,
+    /// Plain text: each non-blank line is one document (or one sentence).
+    Text,
+}
+
+/// Why a page is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    NotArticle,
+    Redirect,
+    Disambiguation,
+    Empty,
+    BadLine,
+}
+
+impl Skip {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::NotArticle => "not_main_namespace",
+            Skip::Redirect => "redirect",
+            Skip::Disambiguation => "disambiguation",
+            Skip::Empty => "empty",
+            Skip::BadLine => "bad_line",
+        }
+    }
+}
+
+/// A document's body: wikitext still to be cleaned, or text already plain.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Wikitext(String),
+    Plain(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Doc {
+    pub id: String,
+    pub title: String,
+    pub body: Body,
+}
+
+#[derive(Debug)]
+pub enum Record {
+    Doc(Doc),
+    Skipped(Skip),
+}
+
+/// Bytes read from the input file (compressed bytes for bz2) and its SHA-256 once read to the end.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: Arc<AtomicU64>,
+    pub sha256: Mutex<Option<String>>,
+}
+
+/// Reads the file, counting bytes and hashing them; the hash is published at the end of the file.
+struct Tracked {
+    file: File,
+    hasher: Option<Sha256>,
+    progress: Arc<Progress>,
+}
+
+impl Read for Tracked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if n == 0 {
+            if let (Some(h), Ok(mut slot)) = (self.hasher.take(), self.progress.sha256.lock()) {
+                *slot = Some(hex::encode(h.finalize()));
+            }
+        } else if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// The records of one input file; an `Err` (a message naming the place) ends the stream.
+pub type Records = Box<dyn Iterator<Item = Result<Record, String>> + Send>;
+
+/// Opens `path` in `format` (sniffed when `Auto`), decompressing bz2 on `pool` when it is a
+/// multistream dump and the pool has more than one thread.
+pub fn open(
+    path: &Path,
+    format: Format,
+    progress: Arc<Progress>,
+    pool: Arc<rayon::ThreadPool>,
+) -> std::io::Result<(Format, Records)> {
+    let mut head = vec![0u8; 1 << 20];
+    let n = read_head(path, &mut head)?;
+    head.truncate(n);
+    let is_bz2 = head.starts_with(b"BZh");
+    let format = match format {
+        Format::Auto if is_bz2 => Format::Xml,
+        Format::Auto => sniff(&head),
+        f => f,
+    };
+    let tracked = Tracked {
+        file: File::open(path)?,
+        hasher: Some(Sha256::new()),
+        progress,
+    };
+    let reader: Box<dyn Read + Send> = if !is_bz2 {
+        Box::new(tracked)
+    } else if pool.current_num_threads() > 1 && bz2::is_multistream(&head) {
+        Box::new(bz2::Parallel::new(tracked, pool))
+    } else {
+        let count = tracked.progress.bytes.clone();
+        Box::new(bz2::Sequential::new(tracked, count))
+    };
+    let reader = BufReader::with_capacity(1 << 20, reader);
+    let name = path.to_path_buf();
+    let records: Records = match format {
+        Format::Xml | Format::Auto => Box::new(Pages::new(reader).map(|p| p.map(page_record))),
+        Format::Jsonl => Box::new(
+            numbered_lines(reader, name.clone())
+                .map(move |l| l.map(|(n, line)| jsonl_record(&name, n, &line))),
+        ),
+        Format::Doc => Box::new(DocFormat::new(numbered_lines(reader, name))),
+        Format::Text => Box::new(numbered_lines(reader, name).map(|l| {
+            l.map(|(n, line)| {
+                if line.trim().is_empty() {
+                    Record::Skipped(Skip::Empty)
+                } else {
+                    Record::Doc(Doc {
+                        id: n.to_string(),
+                        title: String::new(),
+                        body: Body::Plain(line),
+                    })
+                }
+            })
+        })),
+    };
+    Ok((format, records))
+}
+
+fn read_head(path: &Path, head: &mut [u8]) -> std::io::Result<usize> {
+    let mut f = File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn sniff(head: &[u8]) -> Format {
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let t = text.trim_start_matches('\u{feff}').trim_start();
+    if t.starts_with("<mediawiki") || t.starts_with("<?xml") {
+        Format::Xml
+    } else if t.starts_with("<doc ") {
+        Format::Doc
+    } else if t.starts_with('{') {
+        Format::Jsonl
+    } else {
+        Format::Text
+    }
+}
+
+/// Lines with their 1-based numbers; invalid UTF-8 is an error naming the line.
+fn numbered_lines(
+    reader: impl BufRead + Send + 'static,
+    path: PathBuf,
+) -> impl Iterator<Item = Result<(usize, String), String>> + Send {
+    let mut done = false;
+    reader.lines().enumerate().map_while(move |(i, l)| {
+        if done {
+            return None;
+        }
+        Some(l.map(|l| (i + 1, l)).map_err(|e| {
+            done = true;
+            format!("{}: line {}: {e}", path.display(), i + 1)
+        }))
+    })
+}
+
+/// Applies the page rules: articles only (`ns` 0), no redirects, no disambiguation pages, no empty pages.
+fn page_record(p: super::xml::Page) -> Record {
+    let head = p.text.trim_start();
+    let lower_head: String = head.chars().take(12).collect::<String>().to_lowercase();
+    let disambiguation = [
+        "{{동음이의",
+        "[[분류:동음이의",
+        "{{disambig",
+        "{{disambiguation",
+    ]
+    .iter()
+    .any(|m| contains_ci(&p.text, m));
+    let skip = if p.ns.trim() != "0" {
+        Some(Skip::NotArticle)
+    } else if p.redirect
+        || lower_head.starts_with("#넘겨주기")
+        || lower_head.starts_with("#redirect")
+    {
+        Some(Skip::Redirect)
+    } else if disambiguation {
+        Some(Skip::Disambiguation)
+    } else if head.is_empty() {
+        Some(Skip::Empty)
+    } else {
+        None
+    };
+    match skip {
+        Some(s) => Record::Skipped(s),
+        None => Record::Doc(Doc {
+            id: p.id,
+            title: p.title,
+            body: Body::Wikitext(p.text),
+        }),
+    }
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let n = needle.as_bytes();
+    hay.as_bytes()
+        .windows(n.len())
+        .any(|w| w.eq_ignore_ascii_case(n))
+}
+
+#[derive(Deserialize)]
+struct ExtractorJson {
+    #[serde(default)]
+    id: serde_json::Value,
+    #[serde(default)]
+    title: String,
+    text: String,
+}
+
+fn jsonl_record(path: &Path, line_no: usize, line: &str) -> Record {
+    if line.trim().is_empty() {
+        return Record::Skipped(Skip::Empty);
+    }
+    match serde_json::from_str::<ExtractorJson>(line) {
+        Ok(j) => {
+            let id = match j.id {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => line_no.to_string(),
+                other => other.to_string(),
+            };
+            extracted(id, j.title, &j.text)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{}: line {line_no}: skipped: not a WikiExtractor JSON object: {e}",
+                path.display()
+            );
+            Record::Skipped(Skip::BadLine)
+        }
+    }
+}
+
+/// WikiExtractor repeats the title as the first line of the text; that line is not prose.
+fn extracted(id: String, title: String, text: &str) -> Record {
+    let mut body = text.trim_start();
+    if !title.is_empty()
+        && let Some(rest) = body.strip_prefix(title.as_str())
+        && (rest.is_empty() || rest.starts_with('\n'))
+    {
+        body = rest;
+    }
+    if body.trim().is_empty() {
+        return Record::Skipped(Skip::Empty);
+    }
+    Record::Doc(Doc {
+        id,
+        title,
+        body: Body::Plain(body.to_string()),
+    })
+}
+
+/// WikiExtractor's `<doc id="…" url="…" title="…">` … `</doc>` blocks.
+struct DocFormat<I> {
+    lines: I,
+}
+
+impl<I> DocFormat<I> {
+    fn new(lines: I) -> Self {
+        DocFormat { lines }
+    }
+}
+
+fn attribute(tag: &str, name: &str) -> String {
+    let key = format!("{name}=\"");
+    tag.find(&key)
+        .and_then(|i| {
+            let rest = &tag[i + key.len()..];
+            rest.find('"').map(|j| rest[..j].to_string())
+        })
+        .unwrap_or_default()
+}
+
+impl<I: Iterator<Item = Result<(usize, String), String>>> Iterator for DocFormat<I> {
+    type Item = Result<Record, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (id, title) = loop {
+            match self.lines.next()? {
+                Err(e) => return Some(Err(e)),
+                Ok((_, l)) if l.starts_with("<doc ") => {
+                    break (attribute(&l, "id"), attribute(&l, "title"));
+                }
+                Ok(_) => {}
+            }
+        };
+        let mut text = String::new();
+        for line in self.lines.by_ref() {
+            match line {
+                Err(e) => return Some(Err(e)),
+                Ok((_, l)) if l.trim() == "</doc>" => break,
+                Ok((_, l)) => {
+                    text.push_str(&l);
+                    text.push('\n');
+                }
+            }
+        }
+        Some(Ok(extracted(id, title, &text)))
+    }
+}
