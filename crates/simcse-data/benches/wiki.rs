@@ -183,5 +183,7 @@ fn main() {
             .expect("child run");
         assert!(status.success(), "bench child failed");
     }
-    let _ = std::fs::remove_file(&dump);
+    if std::env::var_os("SIMCSE_WIKI_BENCH_KEEP").is_none() {
+        let _ = std::fs::remove_file(&dump);
+    }
 }

@@ -16,7 +16,7 @@ use crate::metrics::{alignment, dot, normalize, pearson, spearman, uniformity};
 pub const ALIGNMENT_MIN_SCORE: f32 = 4.0;
 
 /// The correlations of one set, x100.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct StsScore {
     pub spearman: f64,
     pub pearson: f64,

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use simcse_testkit::minilm;
 use simcse_testkit::shared_data as shared;
+use simcse_testkit::{max_abs_diff, minilm, read_tensors};
 
 use burn::tensor::{Int, Tensor, TensorData};
 use safetensors::SafeTensors;
@@ -17,34 +17,6 @@ use simcse_model::{BertConfig, Encoder, ModelError, Pooler, checkpoint};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Tensors of a safetensors file as (shape, f32 or i32 values widened to f32).
-fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = SafeTensors::deserialize(&bytes).unwrap();
-    st.tensors()
-        .into_iter()
-        .map(|(name, v)| {
-            let values = v
-                .data()
-                .chunks_exact(4)
-                .map(|c| match v.dtype() {
-                    safetensors::Dtype::I32 => i32::from_le_bytes(c.try_into().unwrap()) as f32,
-                    _ => f32::from_le_bytes(c.try_into().unwrap()),
-                })
-                .collect();
-            (name, (v.shape().to_vec(), values))
-        })
-        .collect()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "length");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn values<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {

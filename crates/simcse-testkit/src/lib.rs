@@ -1,5 +1,6 @@
 //! Where the tests find their inputs, in one place.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 fn repo() -> PathBuf {
@@ -25,4 +26,32 @@ pub fn minilm() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Tensors of a safetensors file as (shape, f32 or i32 values widened to f32).
+pub fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|c| match v.dtype() {
+                    safetensors::Dtype::I32 => i32::from_le_bytes(c.try_into().unwrap()) as f32,
+                    _ => f32::from_le_bytes(c.try_into().unwrap()),
+                })
+                .collect();
+            (name, (v.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

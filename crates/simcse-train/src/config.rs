@@ -71,6 +71,10 @@ pub struct TrainConfig {
     pub prefetch: usize,
     /// Maximum tokens per sentence when evaluating (sentences are not cut to the training length).
     pub eval_max_len: usize,
+    /// Write a resumable checkpoint every N updates (0: only at the end).
+    pub save_steps: usize,
+    /// Keep the newest N checkpoints (0: keep all).
+    pub save_total_limit: usize,
 }
 
 impl Default for TrainConfig {
@@ -104,11 +108,28 @@ impl Default for TrainConfig {
             dropout: None,
             prefetch: 4,
             eval_max_len: 128,
+            save_steps: 500,
+            save_total_limit: 2,
         }
     }
 }
 
 impl TrainConfig {
+    /// Whether a checkpoint made under `self` can be resumed under `other`: everything that decides
+    /// the updates must be equal; logging, evaluation, checkpointing and the run folder may differ.
+    pub fn same_run(&self, other: &TrainConfig) -> bool {
+        let normalise = |c: &TrainConfig| TrainConfig {
+            out: PathBuf::new(),
+            eval_steps: 0,
+            log_steps: 0,
+            prefetch: 0,
+            save_steps: 0,
+            save_total_limit: 0,
+            ..c.clone()
+        };
+        normalise(self) == normalise(other)
+    }
+
     /// Reads a TOML config, then applies `overrides` (`key = value` pairs, values in TOML syntax; a
     /// value that is not valid TOML is taken as a string, so paths need no quotes).
     pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> anyhow::Result<Self> {

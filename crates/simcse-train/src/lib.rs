@@ -1,6 +1,7 @@
 //! The training stage: a Hugging Face BERT checkpoint and a prepared corpus in, a SimCSE sentence
 //! encoder out (`runs/<name>/model/`, Hugging Face layout), checked on KorSTS dev while it trains.
 
+pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;

@@ -20,6 +20,7 @@ use simcse_model::encode::to_input;
 use simcse_model::loss::simcse_loss;
 use simcse_model::{BertConfig, Encoder, Tokenizer, checkpoint};
 
+use crate::checkpoint::{self as run_checkpoint, State};
 use crate::clip::clip_global_norm;
 use crate::config::{MlpInit, Mode, TrainConfig};
 use crate::data::{self, TrainBatch};
@@ -49,6 +50,8 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("checkpoint {0}")]
+    Checkpoint(String),
 }
 
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
@@ -108,12 +111,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         {
             model.pooler = Some(BertPooler::new(bert_config.hidden_size, device));
         }
-        let optim = AdamWConfig::new()
-            .with_beta_1(config.adam_beta1 as f32)
-            .with_beta_2(config.adam_beta2 as f32)
-            .with_epsilon(config.adam_epsilon as f32)
-            .with_weight_decay(config.weight_decay as f32)
-            .init();
+        let optim = fresh_optimizer(&config);
         Trainer {
             model,
             bert_config,
@@ -217,9 +215,57 @@ impl<B: AutodiffBackend> Trainer<B> {
         .map_err(|source| TrainError::Io { path, source })
     }
 
-    /// The whole run: epochs (or `max_steps`) over the corpus, logging to `<out>/metrics.jsonl`,
-    /// evaluating on `dev_file` every `eval_steps` and at the end, keeping the best model in `<out>/model`.
+    /// Loads a checkpoint written by [`Trainer::fit`]: weights, optimizer state and position. Refuses
+    /// one made under a different training configuration.
+    pub fn restore(&mut self, ckpt: &Path) -> Result<State> {
+        let (model, optim, state) = run_checkpoint::load(
+            ckpt,
+            self.model.clone(),
+            std::mem::replace(&mut self.optim, fresh_optimizer(&self.config)),
+            &self.device,
+        )?;
+        if !state.config.same_run(&self.config) {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: made with another configuration (see its state.json); resume with the same \
+                 settings, or start a new run folder",
+                ckpt.display()
+            )));
+        }
+        self.model = model;
+        self.optim = optim;
+        self.step = state.step;
+        Ok(state)
+    }
+
+    fn save_checkpoint(&self, summary: &Summary) -> Result<()> {
+        let state = State {
+            step: self.step,
+            evals: summary.evals.clone(),
+            best: summary.best,
+            config: self.config.clone(),
+        };
+        let dir = run_checkpoint::save(
+            &self.config.out,
+            &self.model,
+            &self.optim,
+            &state,
+            self.config.save_total_limit,
+        )?;
+        tracing::info!("checkpoint {}", dir.display());
+        Ok(())
+    }
+
+    /// The whole run from the start: see [`Trainer::fit_from`].
     pub fn fit(&mut self) -> Result<Summary> {
+        self.fit_from(None)
+    }
+
+    /// The whole run: epochs (or `max_steps`) over the corpus, logging to `<out>/metrics.jsonl`,
+    /// evaluating on `dev_file` every `eval_steps` and at the end, keeping the best model in
+    /// `<out>/model`, and a checkpoint every `save_steps` and at the end. With `resume`, it first
+    /// loads that checkpoint and continues exactly where it stopped: the same batches, dropout masks
+    /// and learning rates, so on CPU the result equals an uninterrupted run's.
+    pub fn fit_from(&mut self, resume: Option<&Path>) -> Result<Summary> {
         let c = self.config.clone();
         let examples = Arc::new(data::load(&c)?);
         if examples.is_empty() {
@@ -236,24 +282,45 @@ impl<B: AutodiffBackend> Trainer<B> {
             per_epoch * c.epochs
         };
         let warmup = warmup_steps(c.warmup_ratio, total);
-        std::fs::create_dir_all(&c.out).map_err(|source| TrainError::Io {
-            path: c.out.clone(),
-            source,
-        })?;
+        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
+        std::fs::create_dir_all(&c.out).map_err(io(c.out.clone()))?;
+        let mut summary = Summary {
+            updates: 0,
+            losses: vec![],
+            evals: vec![],
+            best: None,
+            seconds: 0.0,
+            sentences_per_second: 0.0,
+        };
+        let metrics_path = c.out.join("metrics.jsonl");
+        let mut kept_metrics = String::new();
+        if let Some(ckpt) = resume {
+            let state = self.restore(ckpt)?;
+            summary.evals = state.evals;
+            summary.best = state.best;
+            // Lines logged after the checkpoint are logged again by the resumed run.
+            let old = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+            for line in old.lines() {
+                let step = serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64());
+                if step.is_some_and(|s| s as usize <= self.step) {
+                    kept_metrics += line;
+                    kept_metrics.push('\n');
+                }
+            }
+            tracing::info!("resuming {} at update {}", ckpt.display(), self.step);
+        }
         std::fs::write(
             c.out.join("config.toml"),
             toml::to_string(&c).unwrap_or_default(),
         )
-        .map_err(|source| TrainError::Io {
-            path: c.out.join("config.toml"),
-            source,
-        })?;
-        let metrics_path = c.out.join("metrics.jsonl");
-        let mut metrics =
-            std::fs::File::create(&metrics_path).map_err(|source| TrainError::Io {
-                path: metrics_path.clone(),
-                source,
-            })?;
+        .map_err(io(c.out.join("config.toml")))?;
+        std::fs::write(&metrics_path, kept_metrics).map_err(io(metrics_path.clone()))?;
+        let mut metrics = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .map_err(io(metrics_path.clone()))?;
         let mut log = |v: serde_json::Value| {
             let _ = writeln!(metrics, "{v}");
         };
@@ -266,14 +333,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             ProgressStyle::with_template("{bar:30} {pos}/{len} updates {msg} eta {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        let mut summary = Summary {
-            updates: 0,
-            losses: vec![],
-            evals: vec![],
-            best: None,
-            seconds: 0.0,
-            sentences_per_second: 0.0,
-        };
         let start = Instant::now();
         let mut sentences = 0usize;
         let eval = |t: &Self,
@@ -300,8 +359,12 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
             Ok(())
         };
-        'epochs: for epoch in 0.. {
-            let batches = data::epoch_batches(examples.len(), &c, epoch);
+        let first_epoch = self.step / per_epoch.max(1);
+        'epochs: for epoch in first_epoch.. {
+            let mut batches = data::epoch_batches(examples.len(), &c, epoch);
+            if epoch == first_epoch {
+                batches.drain(..(self.step % per_epoch.max(1)).min(batches.len()));
+            }
             let rx = data::prefetch(
                 examples.clone(),
                 batches,
@@ -331,6 +394,9 @@ impl<B: AutodiffBackend> Trainer<B> {
                 if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < total {
                     eval(self, &mut summary, &mut log)?;
                 }
+                if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) && self.step < total {
+                    self.save_checkpoint(&summary)?;
+                }
             }
             if self.step >= total {
                 break;
@@ -338,9 +404,21 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         bar.finish_and_clear();
         eval(self, &mut summary, &mut log)?;
+        self.save_checkpoint(&summary)?;
         summary.updates = self.step;
         summary.seconds = start.elapsed().as_secs_f64();
         summary.sentences_per_second = sentences as f64 / summary.seconds;
         Ok(summary)
     }
+}
+
+fn fresh_optimizer<B: AutodiffBackend>(
+    config: &TrainConfig,
+) -> OptimizerAdaptor<AdamW, BertModel<B>, B> {
+    AdamWConfig::new()
+        .with_beta_1(config.adam_beta1 as f32)
+        .with_beta_2(config.adam_beta2 as f32)
+        .with_epsilon(config.adam_epsilon as f32)
+        .with_weight_decay(config.weight_decay as f32)
+        .init()
 }

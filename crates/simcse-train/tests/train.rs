@@ -6,7 +6,7 @@ use std::path::Path;
 use simcse_testkit::minilm;
 use simcse_testkit::shared_data as shared;
 
-use simcse_data::artifact::{Sentence, read_sts, write_sentences, write_sts};
+use simcse_data::artifact::{read_sts, write_sts};
 use simcse_data::kornli::TripleRule;
 use simcse_data::prepare::{Options, run};
 use simcse_model::backend::CpuTrain;
@@ -99,22 +99,21 @@ fn sup_training_on_xnli_raises_dev_spearman_and_exports_an_hf_model() {
     );
 }
 
-/// The real Korean Wikipedia sample (one sentence a line) as a `wiki_sentences` corpus.
+/// The real Korean Wikipedia sample (one sentence a line) through the Wikipedia stage's plain-text
+/// input into a `wiki_sentences` corpus.
 fn kowiki(data: &Path) {
-    let text =
-        std::fs::read_to_string(shared().join("kowiki-sample/kss_bench_wikipedia.txt")).unwrap();
-    let rows: Vec<Sentence> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(|l| Sentence {
-            text: l.to_string(),
-            doc_id: "kss-bench".into(),
-            title: "kowiki sample".into(),
-        })
-        .collect();
-    assert_eq!(rows.len(), 326);
-    write_sentences(&data.join("wiki_sentences.parquet"), &rows).unwrap();
+    let opts = simcse_data::wiki::Options {
+        input: shared().join("kowiki-sample/kss_bench_wikipedia.txt"),
+        format: simcse_data::wiki::Format::Text,
+        out: data.join("wiki_sentences.parquet"),
+        threads: 2,
+        filters: simcse_data::wiki::Filters::default(),
+        sample: None,
+        seed: 0,
+        strict: true,
+    };
+    let summary = simcse_data::wiki::run(&opts).unwrap();
+    assert!(summary.sentences_written > 300, "{summary:?}");
 }
 
 #[test]
@@ -176,4 +175,265 @@ fn same_seed_same_losses_and_nan_stops_clearly() {
         "{err}"
     );
     assert!(err.to_string().contains("training stopped"), "{err}");
+}
+
+/// The tiny fixture BERT as an init folder, with a 99-token character vocabulary (its vocab size)
+/// made of the most frequent characters of `corpus`, so the trainer can read real text with it.
+fn tiny_init(dir: &Path, corpus: &[String]) {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../simcse-model/tests/fixtures/tiny");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(tiny.join(f), dir.join(f)).unwrap();
+    }
+    let mut freq = std::collections::HashMap::<char, usize>::new();
+    for c in corpus
+        .iter()
+        .flat_map(|s| s.chars())
+        .filter(|c| !c.is_whitespace())
+    {
+        *freq.entry(c).or_default() += 1;
+    }
+    let mut chars: Vec<(char, usize)> = freq.into_iter().collect();
+    chars.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend(chars.iter().take(99 - 5).map(|(c, _)| c.to_string()));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+}
+
+#[derive(serde::Deserialize)]
+struct ParityBatch {
+    input_ids: Vec<Vec<i32>>,
+    attention_mask: Vec<Vec<i32>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ParityMode {
+    batches: Vec<ParityBatch>,
+    losses: Vec<f32>,
+}
+
+#[derive(serde::Deserialize)]
+struct Parity {
+    config: serde_json::Value,
+    modes: std::collections::HashMap<String, ParityMode>,
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn parity_batch(b: &ParityBatch, examples: usize) -> simcse_train::data::TrainBatch {
+    let (rows, seq) = (b.input_ids.len(), b.input_ids[0].len());
+    simcse_train::data::TrainBatch {
+        tokens: simcse_model::tokenizer::Batch {
+            input_ids: b.input_ids.concat(),
+            attention_mask: b.attention_mask.concat(),
+            batch: rows,
+            seq,
+        },
+        examples,
+    }
+}
+
+/// A trainer on the tiny BERT with the settings `make_train_fixture.py` used.
+fn parity_trainer(init: &Path, mode: Mode, cfg: &serde_json::Value) -> Trainer<CpuTrain> {
+    let f = |k: &str| cfg[k].as_f64().unwrap();
+    let c = TrainConfig {
+        mode,
+        init: init.to_path_buf(),
+        learning_rate: f("lr"),
+        weight_decay: f("weight_decay"),
+        warmup_ratio: f("warmup_ratio"),
+        max_grad_norm: f("max_grad_norm"),
+        temperature: f("temperature"),
+        hard_negative_weight: if mode == Mode::Sup {
+            f("hard_negative_weight")
+        } else {
+            0.0
+        },
+        adam_beta1: cfg["betas"][0].as_f64().unwrap(),
+        adam_beta2: cfg["betas"][1].as_f64().unwrap(),
+        adam_epsilon: f("eps"),
+        dropout: Some(0.0),
+        pooler: simcse_model::Pooler::Cls,
+        mlp_init: simcse_train::config::MlpInit::Checkpoint,
+        ..TrainConfig::default()
+    };
+    Trainer::<CpuTrain>::new(c, &Default::default()).unwrap()
+}
+
+#[test]
+fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
+    use simcse_train::schedule::{learning_rate, warmup_steps};
+    let parity: Parity = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("train_parity.json")).unwrap(),
+    )
+    .unwrap();
+    let init = tempfile::tempdir().unwrap();
+    tiny_init(init.path(), &["가나다".to_string()]);
+    let examples = parity.config["examples"].as_u64().unwrap() as usize;
+    let total = parity.config["updates"].as_u64().unwrap() as usize;
+    for (name, mode) in [("sup", Mode::Sup), ("unsup", Mode::Unsup)] {
+        let expected = &parity.modes[name];
+        let mut t = parity_trainer(init.path(), mode, &parity.config);
+
+        // Gradients of the first update, before clipping, against PyTorch's.
+        let first = parity_batch(&expected.batches[0], examples);
+        let grads = t.loss(&first).unwrap().backward();
+        let torch =
+            simcse_testkit::read_tensors(&fixtures().join(format!("{name}_grads.safetensors")));
+        let m = &t.model;
+        let pooler = m.pooler.as_ref().unwrap();
+        type T2 = burn::module::Param<burn::tensor::Tensor<CpuTrain, 2>>;
+        type T1 = burn::module::Param<burn::tensor::Tensor<CpuTrain, 1>>;
+        let values = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
+        // burn's Linear weights are [in, out]; PyTorch's [out, in].
+        let linear = |p: &T2| values(p.grad(&grads).unwrap().transpose().into_data());
+        let plain = |p: &T2| values(p.grad(&grads).unwrap().into_data());
+        let vector = |p: &T1| values(p.grad(&grads).unwrap().into_data());
+        let layer = &m.encoder.layer;
+        let ours: Vec<(&str, Vec<f32>)> = vec![
+            (
+                "embeddings.word_embeddings.weight",
+                plain(&m.embeddings.word_embeddings.weight),
+            ),
+            (
+                "encoder.layer.0.attention.self.query.weight",
+                linear(&layer[0].attention.self_attention.query.weight),
+            ),
+            (
+                "encoder.layer.1.output.LayerNorm.weight",
+                vector(&layer[1].output.layer_norm.gamma),
+            ),
+            ("pooler.dense.weight", linear(&pooler.dense.weight)),
+            (
+                "pooler.dense.bias",
+                vector(pooler.dense.bias.as_ref().unwrap()),
+            ),
+        ];
+        for (key, g) in ours {
+            let (_, want) = &torch[key];
+            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let diff = simcse_testkit::max_abs_diff(&g, want);
+            println!("{name} grad {key}: max abs diff {diff:.2e} (max |grad| {scale:.2e})");
+            assert!(diff <= 1e-4, "{name} {key}: {diff}");
+        }
+
+        // Twenty updates with the same schedule, clipping and AdamW.
+        let warmup = warmup_steps(t.config.warmup_ratio, total);
+        let mut worst = 0f32;
+        for (k, b) in expected.batches.iter().enumerate() {
+            let lr = learning_rate(t.config.learning_rate, k, warmup, total);
+            let loss = t.step(&parity_batch(b, examples), lr).unwrap();
+            worst = worst.max((loss - expected.losses[k]).abs());
+        }
+        println!("{name}: 20 losses, max abs diff vs PyTorch {worst:.2e}");
+        assert!(worst <= 1e-4, "{name}: per-update loss differs by {worst}");
+    }
+}
+
+/// Model weights by Hugging Face name (no parameter ids), for exact comparison.
+fn weights(t: &Trainer<CpuTrain>) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+    use burn::module::AutodiffModule;
+    let dir = tempfile::tempdir().unwrap();
+    simcse_model::checkpoint::save(&t.model.valid(), &t.bert_config, dir.path()).unwrap();
+    simcse_testkit::read_tensors(&dir.path().join("model.safetensors"))
+}
+
+#[test]
+fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let data = prepared();
+    let corpus: Vec<String> =
+        simcse_data::artifact::read_triples(&data.path().join("kornli_triples.parquet"))
+            .unwrap()
+            .into_iter()
+            .take(10)
+            .flat_map(|(t, _)| [t.anchor, t.positive, t.negative])
+            .collect();
+    let init = tempfile::tempdir().unwrap();
+    tiny_init(init.path(), &corpus);
+    let small = data.path().join("small_triples.parquet");
+    let triples: Vec<_> =
+        simcse_data::artifact::read_triples(&data.path().join("kornli_triples.parquet"))
+            .unwrap()
+            .into_iter()
+            .take(10)
+            .collect();
+    let refs: Vec<_> = triples
+        .iter()
+        .map(|(t, s)| (t.clone(), s.as_str()))
+        .collect();
+    simcse_data::artifact::write_triples(&small, &refs).unwrap();
+    let dev = read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
+    write_sts(&data.path().join("sts/dev40.parquet"), &dev[..40]).unwrap();
+    let config = |out: &str| TrainConfig {
+        mode: Mode::Sup,
+        init: init.path().to_path_buf(),
+        train_file: small.clone(),
+        dev_file: data.path().join("sts/dev40.parquet"),
+        out: data.path().join(out),
+        batch_size: 4, // 10 examples: batches of 4, 4, 2; two epochs = 6 updates
+        epochs: 2,
+        max_len: 16,
+        eval_max_len: 16,
+        warmup_ratio: 0.2,
+        learning_rate: 1e-3,
+        eval_steps: 2,
+        save_steps: 2,
+        save_total_limit: 2,
+        log_steps: 1,
+        ..TrainConfig::default()
+    };
+    let device = Default::default();
+    let mut straight = Trainer::<CpuTrain>::new(config("a"), &device).unwrap();
+    let s = straight.fit().unwrap();
+    assert_eq!(s.updates, 6);
+    // Checkpoints at 2, 4 and 6; the newest two are kept.
+    let kept = simcse_train::checkpoint::list(&data.path().join("a"));
+    let names: Vec<_> = kept
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["step-00000004", "step-00000006"]);
+
+    // A second run that "died" after update 4: its folder holds the step-4 checkpoint only.
+    let b = data.path().join("b");
+    let mut first = Trainer::<CpuTrain>::new(config("b"), &device).unwrap();
+    first.fit().unwrap();
+    std::fs::remove_dir_all(b.join("checkpoints/step-00000006")).unwrap();
+    let mut resumed = Trainer::<CpuTrain>::new(config("b"), &device).unwrap();
+    let r = resumed
+        .fit_from(Some(&b.join("checkpoints/step-00000004")))
+        .unwrap();
+    assert_eq!(r.updates, 6);
+    assert_eq!(
+        r.losses,
+        s.losses[4..],
+        "updates 5 and 6 see the same batches and dropout"
+    );
+    // Evaluations before the stop come from the checkpoint (JSON keeps f64 to the last bit or two).
+    assert_eq!(r.evals.len(), s.evals.len());
+    for ((sa, a), (sb, b)) in r.evals.iter().zip(&s.evals) {
+        assert_eq!(sa, sb);
+        assert!((a.spearman - b.spearman).abs() < 1e-9 && (a.pearson - b.pearson).abs() < 1e-9);
+    }
+    let (wa, wb) = (weights(&resumed), weights(&straight));
+    assert_eq!(wa.len(), wb.len());
+    assert!(wa == wb, "final weights differ");
+    // metrics.jsonl has each update once.
+    let metrics = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics.lines().filter(|l| l.contains("\"loss\"")).count(),
+        6
+    );
+
+    // Another configuration may not resume this run.
+    let mut other = config("b");
+    other.learning_rate = 2e-3;
+    let mut t = Trainer::<CpuTrain>::new(other, &device).unwrap();
+    let err = t
+        .fit_from(Some(&b.join("checkpoints/step-00000004")))
+        .unwrap_err();
+    assert!(err.to_string().contains("another configuration"), "{err}");
 }

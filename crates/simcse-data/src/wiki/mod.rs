@@ -138,6 +138,12 @@ impl Drop {
     }
 }
 
+/// A batch after cleaning and splitting: the pages skipped by the page rules, and the rest.
+struct Cleaned {
+    skipped: Vec<source::Skip>,
+    docs: Vec<DocOut>,
+}
+
 /// One document's kept sentences and drop counts (indexed like [`Drop::ALL`]).
 struct DocOut {
     id: String,
@@ -331,24 +337,46 @@ pub fn run(opts: &Options) -> Result<Summary> {
     let mut seen: HashSet<u64, BuildHasherDefault<Identity>> = HashSet::default();
     let mut dropped = [0usize; 4];
     let mut duplicates = 0usize;
-    for msg in rx {
-        let batch = match msg {
-            Ok(b) => b,
+    // Cleaning and splitting of batch k on the pool overlaps with dedup and writing of batch k-1.
+    let (ctx, crx) = sync_channel::<std::result::Result<Cleaned, String>>(2);
+    let filters = opts.filters.clone();
+    let workers = pool.clone();
+    let cleaner = std::thread::spawn(move || {
+        for msg in rx {
+            let cleaned = msg.map(|batch| {
+                let mut skipped = Vec::new();
+                let mut docs = Vec::with_capacity(batch.len());
+                for rec in batch {
+                    match rec {
+                        Record::Doc(d) => docs.push(d),
+                        Record::Skipped(s) => skipped.push(s),
+                    }
+                }
+                let docs =
+                    workers.install(|| docs.par_iter().map(|d| process(d, &filters)).collect());
+                Cleaned { skipped, docs }
+            });
+            let stop = cleaned.is_err();
+            if ctx.send(cleaned).is_err() || stop {
+                return;
+            }
+        }
+    });
+    for msg in crx {
+        let Cleaned {
+            skipped,
+            docs: outs,
+        } = match msg {
+            Ok(c) => c,
             Err(e) => {
                 summary.damage = Some(e);
                 break;
             }
         };
-        let mut docs = Vec::with_capacity(batch.len());
-        for rec in batch {
-            summary.pages_seen += 1;
-            match rec {
-                Record::Doc(d) => docs.push(d),
-                Record::Skipped(s) => *summary.pages_skipped.entry(s.as_str()).or_default() += 1,
-            }
+        summary.pages_seen += skipped.len() + outs.len();
+        for s in skipped {
+            *summary.pages_skipped.entry(s.as_str()).or_default() += 1;
         }
-        let outs: Vec<DocOut> =
-            pool.install(|| docs.par_iter().map(|d| process(d, &opts.filters)).collect());
         for out in outs {
             summary.sentences_split += out.split;
             for (d, n) in dropped.iter_mut().zip(out.dropped) {
@@ -380,6 +408,7 @@ pub fn run(opts: &Options) -> Result<Summary> {
         ));
     }
     let _ = reader.join();
+    let _ = cleaner.join();
     bar.finish_and_clear();
 
     if let Some(d) = &summary.damage {

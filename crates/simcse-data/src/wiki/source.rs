@@ -204,14 +204,7 @@ fn numbered_lines(
 fn page_record(p: super::xml::Page) -> Record {
     let head = p.text.trim_start();
     let lower_head: String = head.chars().take(12).collect::<String>().to_lowercase();
-    let disambiguation = [
-        "{{동음이의",
-        "[[분류:동음이의",
-        "{{disambig",
-        "{{disambiguation",
-    ]
-    .iter()
-    .any(|m| contains_ci(&p.text, m));
+    let disambiguation = is_disambiguation(&p.text);
     let skip = if p.ns.trim() != "0" {
         Some(Skip::NotArticle)
     } else if p.redirect
@@ -236,11 +229,18 @@ fn page_record(p: super::xml::Page) -> Record {
     }
 }
 
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    let n = needle.as_bytes();
-    hay.as_bytes()
-        .windows(n.len())
-        .any(|w| w.eq_ignore_ascii_case(n))
+/// `{{동음이의…}}`, `{{disambig…}}` (any case) or `[[분류:동음이의…]]`. Only the places after `{{`
+/// and `[[` are compared: this runs on the reader thread over every page.
+fn is_disambiguation(text: &str) -> bool {
+    let b = text.as_bytes();
+    let template = memchr::memmem::find_iter(b, b"{{").any(|i| {
+        let rest = &b[i + 2..];
+        rest.starts_with("동음이의".as_bytes())
+            || rest
+                .get(..8)
+                .is_some_and(|h| h.eq_ignore_ascii_case(b"disambig"))
+    });
+    template || memchr::memmem::find(b, "[[분류:동음이의".as_bytes()).is_some()
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,6 @@
 //! `simcse-train`: SimCSE training from a Hugging Face BERT folder and a prepared corpus.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -27,6 +27,10 @@ struct Cli {
     /// The run folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Continue from a checkpoint: the given `<out>/checkpoints/step-N` folder, or without a value
+    /// the newest one of the run folder. Pass the same config and options as the first run.
+    #[arg(long, num_args = 0..=1, value_name = "CHECKPOINT")]
+    resume: Option<Option<PathBuf>>,
     /// Any other config key: --key value ...
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     rest: Vec<String>,
@@ -76,7 +80,21 @@ fn main() -> Result<()> {
         config.train_file.display(),
         config.out.display()
     );
-    let summary = run(config.clone())?;
+    let resume = match cli.resume {
+        None => None,
+        Some(Some(dir)) => Some(dir),
+        Some(None) => Some(
+            simcse_train::checkpoint::list(&config.out)
+                .pop()
+                .with_context(|| {
+                    format!(
+                        "--resume: no checkpoint in {}",
+                        config.out.join("checkpoints").display()
+                    )
+                })?,
+        ),
+    };
+    let summary = run(config.clone(), resume.as_deref())?;
     println!(
         "{} updates in {:.1} s ({:.1} sentences/s); best dev Spearman {} -> {}",
         summary.updates,
@@ -92,15 +110,15 @@ fn main() -> Result<()> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn run(config: TrainConfig) -> Result<simcse_train::trainer::Summary> {
+fn run(config: TrainConfig, resume: Option<&Path>) -> Result<simcse_train::trainer::Summary> {
     let device = Default::default();
     let mut t = Trainer::<simcse_model::backend::CpuTrain>::new(config, &device)?;
-    Ok(t.fit()?)
+    Ok(t.fit_from(resume)?)
 }
 
 #[cfg(feature = "cuda")]
-fn run(config: TrainConfig) -> Result<simcse_train::trainer::Summary> {
+fn run(config: TrainConfig, resume: Option<&Path>) -> Result<simcse_train::trainer::Summary> {
     let device = Default::default();
     let mut t = Trainer::<simcse_model::backend::GpuTrain>::new(config, &device)?;
-    Ok(t.fit()?)
+    Ok(t.fit_from(resume)?)
 }
