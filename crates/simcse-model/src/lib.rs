@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod hub;
 pub mod loss;
 pub mod pooler;
 pub mod tokenizer;

@@ -34,7 +34,8 @@ pub struct TrainConfig {
     /// The corpus: `kornli_triples.parquet` (sup) or `wiki_sentences.parquet` (unsup). Empty: the
     /// prepare stage's default path for the mode.
     pub train_file: PathBuf,
-    /// STS set for the periodic evaluation (Spearman picks the best model).
+    /// STS set for the periodic evaluation (Spearman picks the best model). Empty: no evaluation
+    /// during training, and the last model is exported.
     pub dev_file: PathBuf,
     /// Run folder: `model/` (best), `metrics.jsonl`, `config.toml`.
     pub out: PathBuf,

@@ -274,7 +274,12 @@ impl<B: AutodiffBackend> Trainer<B> {
                 c.train_file.display()
             )));
         }
-        let dev = simcse_data::artifact::read_sts(&c.dev_file)?;
+        // No dev set: nothing is evaluated during training and the last model is exported.
+        let dev = if c.dev_file.as_os_str().is_empty() {
+            None
+        } else {
+            Some(simcse_data::artifact::read_sts(&c.dev_file)?)
+        };
         let per_epoch = data::epoch_batches(examples.len(), &c, 0).len();
         let total = if c.max_steps > 0 {
             c.max_steps
@@ -339,7 +344,10 @@ impl<B: AutodiffBackend> Trainer<B> {
                     summary: &mut Summary,
                     log: &mut dyn FnMut(serde_json::Value)|
          -> Result<()> {
-            let score = t.evaluate(&dev)?;
+            let Some(dev) = &dev else {
+                return t.export(&c.out.join("model"));
+            };
+            let score = t.evaluate(dev)?;
             log(
                 serde_json::json!({"step": t.step, "eval": {"set": c.dev_file, "spearman": score.spearman, "pearson": score.pearson}}),
             );

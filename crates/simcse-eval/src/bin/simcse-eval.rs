@@ -19,7 +19,8 @@ use simcse_model::{Encoder, Pooler};
 )]
 struct Cli {
     /// A model folder: config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt,
-    /// and optionally simcse.json (pooler, max_len). Repeat to compare several models.
+    /// and optionally simcse.json (pooler, max_len); or a Hugging Face Hub repo id (fetched into the
+    /// shared HF cache). Repeat to compare several models.
     #[arg(long = "model", required = true)]
     models: Vec<PathBuf>,
     /// Pooler: cls, cls_before_pooler, avg, avg_top2, avg_first_last. Default: simcse.json's, else cls_before_pooler.
@@ -133,7 +134,8 @@ fn main() -> Result<()> {
     let mut results = Vec::new();
     for dir in &cli.models {
         let start = Instant::now();
-        let mut enc = Encoder::<Cpu>::from_dir(dir, pooler, cli.max_len, &device)
+        let local = simcse_model::hub::resolve(dir)?;
+        let mut enc = Encoder::<Cpu>::from_dir(&local, pooler, cli.max_len, &device)
             .with_context(|| format!("loading model {}", dir.display()))?;
         enc.batch_size = cli.batch_size.max(1);
         let name = label(dir);

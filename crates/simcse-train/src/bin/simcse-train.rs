@@ -21,7 +21,8 @@ struct Cli {
     /// A TOML config (see configs/); keys given on the command line override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The model to start from: a Hugging Face BERT folder.
+    /// The model to start from: a Hugging Face BERT folder, or a Hub repo id such as
+    /// snunlp/KR-BERT-char16424 (fetched into the shared Hugging Face cache; a local path wins).
     #[arg(long)]
     init: Option<PathBuf>,
     /// The run folder.
@@ -69,10 +70,13 @@ fn main() -> Result<()> {
             overrides.push((key.into(), format!("{:?}", p.display().to_string())));
         }
     }
-    let config = TrainConfig::load(cli.config.as_deref(), &overrides)?;
+    let mut config = TrainConfig::load(cli.config.as_deref(), &overrides)?;
     if config.init.as_os_str().is_empty() {
-        bail!("no model to start from: pass --init DIR (a Hugging Face BERT folder)");
+        bail!(
+            "no model to start from: pass --init DIR (a Hugging Face BERT folder) or a Hub repo id"
+        );
     }
+    config.init = simcse_model::hub::resolve(&config.init)?;
     tracing::info!(
         "training {:?} from {} on {} -> {}",
         config.mode,

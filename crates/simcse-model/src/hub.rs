@@ -1,0 +1,101 @@
+//! `--init` / `--model` given as a Hugging Face Hub repo id (`snunlp/KR-BERT-char16424`, optionally
+//! `@revision`): the files a BERT folder needs are fetched with `hf-hub` into the shared Hugging Face
+//! cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`, the one Python's `transformers` uses),
+//! with a progress bar, and the cached snapshot folder is used like any local folder. A path that
+//! exists is always taken as a local folder, so offline use never touches the network.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Repo, RepoType};
+
+use crate::error::{ModelError, Result};
+
+/// Files fetched when present; `config.json` and one weights file are required.
+const OPTIONAL: &[&str] = &[
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "simcse.json",
+];
+/// Weight files in order of preference (KR-BERT ships only the `.bin`).
+const WEIGHTS: &[&str] = &["model.safetensors", "pytorch_model.bin"];
+
+/// `owner/name` or `owner/name@revision`, with the characters the Hub allows.
+fn repo_id(spec: &str) -> Option<(&str, Option<&str>)> {
+    let (id, rev) = match spec.split_once('@') {
+        Some((i, r)) => (i, Some(r)),
+        None => (spec, None),
+    };
+    let (owner, name) = id.split_once('/')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    (ok(owner) && ok(name)).then_some((id, rev))
+}
+
+/// A local model folder for `spec`: `spec` itself when it exists, else the Hub snapshot of the repo
+/// it names (downloaded unless cached).
+pub fn resolve(spec: &Path) -> Result<PathBuf> {
+    if spec.exists() {
+        return Ok(spec.to_path_buf());
+    }
+    let text = spec.to_string_lossy();
+    let Some((id, revision)) = repo_id(&text) else {
+        return Err(ModelError::Missing {
+            what: "a model folder (config.json, weights, vocab) or a Hub repo id like snunlp/KR-BERT-char16424".into(),
+            path: spec.to_path_buf(),
+        });
+    };
+    let hub = |message: String| ModelError::Hub {
+        repo: text.to_string(),
+        message: format!("{message} (and there is no local folder of that name)"),
+    };
+    let api = ApiBuilder::from_env()
+        .with_progress(true)
+        .build()
+        .map_err(|e| hub(e.to_string()))?;
+    let repo = api.repo(match revision {
+        Some(r) => Repo::with_revision(id.to_string(), RepoType::Model, r.to_string()),
+        None => Repo::new(id.to_string(), RepoType::Model),
+    });
+    tracing::info!("fetching {text} from the Hugging Face Hub (cached under $HF_HOME/hub)");
+    let config = repo
+        .get("config.json")
+        .map_err(|e| hub(format!("config.json: {e}")))?;
+    let weights = WEIGHTS.iter().find_map(|f| repo.get(f).ok());
+    if weights.is_none() {
+        return Err(hub(format!("none of {WEIGHTS:?} could be fetched")));
+    }
+    for f in OPTIONAL {
+        // Absent files are normal (a repo has vocab.txt or tokenizer.json, rarely both).
+        let _ = repo.get(f);
+    }
+    config
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| hub("the cache path has no folder".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_and_local_paths() {
+        assert_eq!(
+            repo_id("snunlp/KR-BERT-char16424"),
+            Some(("snunlp/KR-BERT-char16424", None))
+        );
+        assert_eq!(repo_id("a/b@v1.0"), Some(("a/b", Some("v1.0"))));
+        assert_eq!(repo_id("runs/x/model"), None);
+        assert_eq!(repo_id("not a repo"), None);
+        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(resolve(here).unwrap(), here);
+        let err = resolve(Path::new("no/such/folder/here")).unwrap_err();
+        assert!(err.to_string().contains("Hub repo id"), "{err}");
+    }
+}

