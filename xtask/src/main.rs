@@ -98,7 +98,7 @@ fn main() -> Result<ExitCode> {
     if !COMMANDS.iter().any(|c| c.0 == name) {
         bail!("unknown command {name:?}\n\n{}", usage());
     }
-    let status = stage(&name, &args[1..], release)?;
+    let status = stage(&name, &args[1..], release, false)?;
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
@@ -106,27 +106,73 @@ fn main() -> Result<ExitCode> {
     })
 }
 
-/// Runs the binary (and subcommand) behind `command` with `args` through `cargo run`.
-fn stage(command: &str, args: &[String], release: bool) -> Result<std::process::ExitStatus> {
+/// Runs the binary (and subcommand) behind `command` with `args`: through `cargo run`, or, when
+/// `prebuilt`, straight from the target folder (see [`build_stages`]).
+fn stage(
+    command: &str,
+    args: &[String],
+    release: bool,
+    prebuilt: bool,
+) -> Result<std::process::ExitStatus> {
     let (_, pkg, bin, sub, _) = COMMANDS
         .iter()
         .find(|c| c.0 == command)
         .with_context(|| format!("no stage {command}"))?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["run", "--quiet", "--package", pkg, "--bin", bin]);
-    if release {
-        cmd.arg("--release");
-    }
-    cmd.arg("--").args(sub.iter()).args(args);
+    let mut cmd = if prebuilt {
+        Command::new(target_dir().join(profile(release)).join(bin))
+    } else {
+        let mut c = Command::new(cargo());
+        c.args(["run", "--quiet", "--package", pkg, "--bin", bin]);
+        if release {
+            c.arg("--release");
+        }
+        c.arg("--");
+        c
+    };
+    cmd.args(sub.iter()).args(args);
     cmd.status().with_context(|| format!("running {bin}"))
 }
 
-/// Like [`stage`], but a failure is an error naming the step.
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn profile(release: bool) -> &'static str {
+    if release { "release" } else { "debug" }
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Builds the three stage binaries in one cargo invocation, so their shared dependencies are
+/// compiled once with one set of features (separate `cargo run -p` calls would each resolve
+/// features for their own package and rebuild what differs).
+fn build_stages(release: bool) -> Result<()> {
+    eprintln!("==> build: the stage binaries ({})", profile(release));
+    let t = Instant::now();
+    let mut cmd = Command::new(cargo());
+    cmd.args(["build", "--quiet", "--bins"]);
+    for pkg in ["simcse-data", "simcse-train", "simcse-eval"] {
+        cmd.args(["--package", pkg]);
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    if !cmd.status().context("running cargo build")?.success() {
+        bail!("building the stage binaries failed");
+    }
+    eprintln!("==> build: done in {:.0} s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs a prebuilt stage; a failure is an error naming the step.
 fn step(what: &str, command: &str, args: &[String], release: bool) -> Result<()> {
     eprintln!("==> {what}: {command} {}", args.join(" "));
     let t = Instant::now();
-    let status = stage(command, args, release)?;
+    let status = stage(command, args, release, true)?;
     if !status.success() {
         bail!("{what} failed ({status}); the artifacts of the steps before it are kept");
     }
@@ -166,6 +212,7 @@ fn all(args: &[String], release: bool) -> Result<()> {
             .map_or("demo".into(), |s| s.to_string_lossy().into_owned())
     });
     let start = Instant::now();
+    build_stages(release)?;
 
     let raw = match raw_dir {
         Some(r) => r,

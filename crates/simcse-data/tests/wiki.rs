@@ -118,6 +118,10 @@ fn xml_dump_gives_the_exact_sentences_and_counts() {
     for r in &rows {
         for bad in [
             "목록",
+            "차밭",
+            "찻잎",
+            "옛 그림",
+            "thumb",
             "항목",
             "==",
             "wikitable",
