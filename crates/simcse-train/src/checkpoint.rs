@@ -35,13 +35,6 @@ fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::new()
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn record_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint(format!("{}: {e}", path.display()))
 }
@@ -82,24 +75,24 @@ pub fn save<B: AutodiffBackend>(
     let parent = out.join("checkpoints");
     let tmp = parent.join(format!(".tmp-step-{:08}", state.step));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        std::fs::remove_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    std::fs::create_dir_all(&tmp).map_err(TrainError::io(&tmp))?;
     let rec = recorder();
     Recorder::<B>::record(&rec, model.clone().into_record(), tmp.join("model"))
         .map_err(|e| record_error(&tmp, e))?;
     Recorder::<B>::record(&rec, optim.to_record(), tmp.join("optimizer"))
         .map_err(|e| record_error(&tmp, e))?;
     let json = serde_json::to_string_pretty(state).unwrap_or_default() + "\n";
-    std::fs::write(tmp.join("state.json"), json).map_err(io(&tmp))?;
+    std::fs::write(tmp.join("state.json"), json).map_err(TrainError::io(&tmp))?;
     if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+        std::fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
     }
-    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    std::fs::rename(&tmp, &final_dir).map_err(TrainError::io(&final_dir))?;
     if keep > 0 {
         let all = list(out);
         for old in &all[..all.len().saturating_sub(keep)] {
-            std::fs::remove_dir_all(old).map_err(io(old))?;
+            std::fs::remove_dir_all(old).map_err(TrainError::io(old))?;
         }
     }
     Ok(final_dir)
@@ -113,7 +106,7 @@ pub fn load<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<(BertModel<B>, Optim<B>, State)> {
     let state_path = ckpt.join("state.json");
-    let text = std::fs::read_to_string(&state_path).map_err(io(&state_path))?;
+    let text = std::fs::read_to_string(&state_path).map_err(TrainError::io(&state_path))?;
     let state: State = serde_json::from_str(&text).map_err(|e| record_error(&state_path, e))?;
     let rec = recorder();
     let model_record = Recorder::<B>::load(&rec, ckpt.join("model"), device)

@@ -54,6 +54,14 @@ pub enum TrainError {
     Checkpoint(String),
 }
 
+impl TrainError {
+    /// Wraps an I/O error with the path it concerns (as `simcse_data::DataError::io`).
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}
+
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 /// What a finished run reports.
@@ -194,10 +202,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         ] {
             let src = self.config.init.join(f);
             if src.is_file() {
-                std::fs::copy(&src, dir.join(f)).map_err(|source| TrainError::Io {
-                    path: src.clone(),
-                    source,
-                })?;
+                std::fs::copy(&src, dir.join(f)).map_err(TrainError::io(&src))?;
             }
         }
         let settings = serde_json::json!({
@@ -212,7 +217,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             &path,
             serde_json::to_string_pretty(&settings).unwrap_or_default() + "\n",
         )
-        .map_err(|source| TrainError::Io { path, source })
+        .map_err(TrainError::io(path))
     }
 
     /// Loads a checkpoint written by [`Trainer::fit`]: weights, optimizer state and position. Refuses
@@ -287,8 +292,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             per_epoch * c.epochs
         };
         let warmup = warmup_steps(c.warmup_ratio, total);
-        let io = |path: PathBuf| move |source| TrainError::Io { path, source };
-        std::fs::create_dir_all(&c.out).map_err(io(c.out.clone()))?;
+        std::fs::create_dir_all(&c.out).map_err(TrainError::io(&c.out))?;
         let mut summary = Summary {
             updates: 0,
             losses: vec![],
@@ -320,12 +324,12 @@ impl<B: AutodiffBackend> Trainer<B> {
             c.out.join("config.toml"),
             toml::to_string(&c).unwrap_or_default(),
         )
-        .map_err(io(c.out.join("config.toml")))?;
-        std::fs::write(&metrics_path, kept_metrics).map_err(io(metrics_path.clone()))?;
+        .map_err(TrainError::io(c.out.join("config.toml")))?;
+        std::fs::write(&metrics_path, kept_metrics).map_err(TrainError::io(&metrics_path))?;
         let mut metrics = std::fs::OpenOptions::new()
             .append(true)
             .open(&metrics_path)
-            .map_err(io(metrics_path.clone()))?;
+            .map_err(TrainError::io(&metrics_path))?;
         let mut log = |v: serde_json::Value| {
             let _ = writeln!(metrics, "{v}");
         };
