@@ -105,9 +105,9 @@ impl<B: Backend> BertSelfAttention<B> {
                 .swap_dims(1, 2)
         };
         let (q, k, v) = (
-            heads(self.query.forward(x.clone())),
-            heads(self.key.forward(x.clone())),
-            heads(self.value.forward(x)),
+            heads(dense(&self.query, x.clone())),
+            heads(dense(&self.key, x.clone())),
+            heads(dense(&self.value, x)),
         );
         let context = if B::ad_enabled(&q.device()) {
             // Training: attention dropout needs the probabilities, so compute them explicitly.
@@ -118,7 +118,7 @@ impl<B: Backend> BertSelfAttention<B> {
                 .matmul(v)
         } else {
             // Inference: the backend's fused attention (same result, less memory traffic).
-            let m = mask.masked.clone().expand([b, self.num_heads, s, s]);
+            let m = mask.masked.clone();
             attention(q, k, v, Some(m), None, AttentionModuleOptions::default())
         };
         context.swap_dims(1, 2).reshape([b, s, h])
@@ -144,7 +144,7 @@ impl<B: Backend> BertResidual<B> {
 
     fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
         self.layer_norm
-            .forward(self.dropout.forward(self.dense.forward(x)) + residual)
+            .forward(self.dropout.forward(dense(&self.dense, x)) + residual)
     }
 }
 
@@ -165,12 +165,16 @@ pub struct BertIntermediate<B: Backend> {
 
 impl<B: Backend> BertIntermediate<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = dense(&self.dense, x);
-        match self.activation {
-            Activation::Gelu => activation::gelu(x),
-            Activation::GeluNew => activation::gelu_approximate(x),
-            Activation::Relu => activation::relu(x),
-        }
+        activate(self.activation, dense(&self.dense, x))
+    }
+}
+
+/// The hidden activation of `config.json`'s `hidden_act`.
+pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
+    match act {
+        Activation::Gelu => activation::gelu(x),
+        Activation::GeluNew => activation::gelu_approximate(x),
+        Activation::Relu => activation::relu(x),
     }
 }
 
@@ -240,7 +244,9 @@ impl<B: Backend> BertPooler<B> {
 struct Mask<B: Backend> {
     /// [batch, 1, 1, seq]: 0 for tokens, the most negative f32 for padding (as `transformers`).
     additive: Tensor<B, 4>,
-    /// [batch, 1, 1, seq]: true for padding.
+    /// [batch, 1, seq, seq]: true for padding keys, materialised once per forward pass: a
+    /// broadcast [batch, 1, 1, seq] view makes burn-flex copy it to [batch, heads, seq, seq] in
+    /// every layer (a quarter of the encode time before this was found).
     masked: Tensor<B, 4, burn::tensor::Bool>,
 }
 
@@ -281,7 +287,7 @@ impl<B: Backend> BertModel<B> {
         let pad = input.attention_mask.equal_elem(0).reshape([b, 1, 1, s]);
         let mask = Mask {
             additive: pad.clone().float().mul_scalar(f32::MIN),
-            masked: pad,
+            masked: pad.repeat_dim(2, s),
         };
         let mut hidden = vec![
             self.embeddings

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 use crate::bert::{BertInput, BertModel};
@@ -114,16 +115,20 @@ impl<B: Backend> Encoder<B> {
         let ids = self.tokenizer.encode(sentences, self.max_len)?;
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
+        let chunks: Vec<&[usize]> = order.chunks(self.batch_size.max(1)).collect();
+        let embedded: Vec<Vec<f32>> = chunks
+            .par_iter()
+            .map(|chunk| {
+                let rows: Vec<_> = chunk.iter().map(|&i| &ids[i]).collect();
+                let emb = self.embed_batch(&self.tokenizer.pad(&rows))?;
+                emb.into_data()
+                    .into_vec::<f32>()
+                    .map_err(|e| ModelError::Invalid(format!("{e:?}")))
+            })
+            .collect::<Result<_>>()?;
         let mut out = vec![Vec::new(); ids.len()];
-        for chunk in order.chunks(self.batch_size.max(1)) {
-            let rows: Vec<_> = chunk.iter().map(|&i| &ids[i]).collect();
-            let batch = self.tokenizer.pad(&rows);
-            let emb = self.embed_batch(&batch)?;
-            let h = emb.dims()[1];
-            let data = emb
-                .into_data()
-                .into_vec::<f32>()
-                .map_err(|e| ModelError::Invalid(format!("{e:?}")))?;
+        for (chunk, data) in chunks.iter().zip(embedded) {
+            let h = data.len() / chunk.len();
             for (k, &i) in chunk.iter().enumerate() {
                 out[i] = data[k * h..(k + 1) * h].to_vec();
             }
