@@ -13,6 +13,7 @@ pub mod encode;
 pub mod error;
 pub mod hub;
 pub mod loss;
+pub mod mlm;
 pub mod pooler;
 pub mod tokenizer;
 

@@ -175,6 +175,24 @@ impl Tokenizer {
         self.pad_id
     }
 
+    /// Ids of the special tokens (`transformers`' `all_special_ids`): BERT's five by name where the
+    /// vocabulary has them, and any added token marked special in tokenizer.json.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let named = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
+            .iter()
+            .filter_map(|t| self.inner.token_to_id(t));
+        let added = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id);
+        let mut ids: Vec<u32> = named.chain(added).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Tokenizes texts in parallel, each to at most `max_len` ids with `[CLS]` and `[SEP]`
     /// (truncation drops tokens from the end of the text, never `[SEP]`).
     pub fn encode(&self, texts: &[&str], max_len: usize) -> Result<Vec<Ids>> {

@@ -13,10 +13,9 @@ use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use simcse_eval::StsScore;
-use simcse_model::bert::BertModel;
 
 use crate::config::TrainConfig;
-use crate::trainer::{Result, TrainError};
+use crate::trainer::{Result, TrainError, Trainable};
 
 /// What a run has done so far, beyond the weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,7 +28,7 @@ pub struct State {
     pub config: TrainConfig,
 }
 
-type Optim<B> = OptimizerAdaptor<AdamW, BertModel<B>, B>;
+type Optim<B> = OptimizerAdaptor<AdamW, Trainable<B>, B>;
 
 fn recorder() -> BinFileRecorder<FullPrecisionSettings> {
     BinFileRecorder::new()
@@ -66,7 +65,7 @@ pub fn list(out: &Path) -> Vec<PathBuf> {
 /// newest `keep` (0 keeps all).
 pub fn save<B: AutodiffBackend>(
     out: &Path,
-    model: &BertModel<B>,
+    model: &Trainable<B>,
     optim: &Optim<B>,
     state: &State,
     keep: usize,
@@ -101,10 +100,10 @@ pub fn save<B: AutodiffBackend>(
 /// Loads a checkpoint folder into `model` and `optim`.
 pub fn load<B: AutodiffBackend>(
     ckpt: &Path,
-    model: BertModel<B>,
+    model: Trainable<B>,
     optim: Optim<B>,
     device: &B::Device,
-) -> Result<(BertModel<B>, Optim<B>, State)> {
+) -> Result<(Trainable<B>, Optim<B>, State)> {
     let state_path = ckpt.join("state.json");
     let text = std::fs::read_to_string(&state_path).map_err(TrainError::io(&state_path))?;
     let state: State = serde_json::from_str(&text).map_err(|e| record_error(&state_path, e))?;

@@ -76,6 +76,12 @@ pub struct TrainConfig {
     pub save_steps: usize,
     /// Keep the newest N checkpoints (0: keep all).
     pub save_total_limit: usize,
+    /// Add SimCSE's masked-language-model auxiliary loss (a fresh, untied MLM head; training only).
+    pub do_mlm: bool,
+    /// Weight of the MLM loss in the total (official default 0.1).
+    pub mlm_weight: f64,
+    /// Share of tokens masked for the MLM loss (official default 0.15; 80/10/10 as BERT).
+    pub mlm_probability: f64,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +117,9 @@ impl Default for TrainConfig {
             eval_max_len: 128,
             save_steps: 500,
             save_total_limit: 2,
+            do_mlm: false,
+            mlm_weight: 0.1,
+            mlm_probability: 0.15,
         }
     }
 }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -18,6 +18,7 @@ use simcse_eval::StsScore;
 use simcse_model::bert::{BertModel, BertPooler};
 use simcse_model::encode::to_input;
 use simcse_model::loss::simcse_loss;
+use simcse_model::mlm::{LmHead, MaskingRule, mlm_loss};
 use simcse_model::{BertConfig, Encoder, Tokenizer, checkpoint};
 
 use crate::checkpoint::{self as run_checkpoint, State};
@@ -75,12 +76,30 @@ pub struct Summary {
     pub sentences_per_second: f64,
 }
 
+/// Everything the optimizer updates: the encoder (with its pooler MLP) and, with `do_mlm`, the MLM
+/// head. Checkpoints save this; the exported model is `bert` alone.
+#[derive(Module, Debug)]
+pub struct Trainable<B: Backend> {
+    pub bert: BertModel<B>,
+    pub lm_head: Option<LmHead<B>>,
+}
+
+/// The loss of one batch: the total that is minimised and the MLM part of it (`do_mlm`).
+pub struct BatchLoss<B: Backend> {
+    pub total: Tensor<B, 1>,
+    pub mlm: Option<Tensor<B, 1>>,
+}
+
 pub struct Trainer<B: AutodiffBackend> {
     pub model: BertModel<B>,
+    /// The MLM head (`do_mlm`), trained with the model, never exported.
+    pub lm_head: Option<LmHead<B>>,
     pub bert_config: BertConfig,
     pub tokenizer: Tokenizer,
     pub config: TrainConfig,
-    optim: OptimizerAdaptor<AdamW, BertModel<B>, B>,
+    optim: OptimizerAdaptor<AdamW, Trainable<B>, B>,
+    /// The MLM loss of the last update.
+    pub last_mlm_loss: Option<f32>,
     device: B::Device,
     /// Updates done so far.
     pub step: usize,
@@ -120,8 +139,11 @@ impl<B: AutodiffBackend> Trainer<B> {
             model.pooler = Some(BertPooler::new(bert_config.hidden_size, device));
         }
         let optim = fresh_optimizer(&config);
+        let lm_head = config.do_mlm.then(|| LmHead::new(&bert_config, device));
         Trainer {
             model,
+            lm_head,
+            last_mlm_loss: None,
             bert_config,
             tokenizer,
             config,
@@ -133,6 +155,50 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The SimCSE loss of one batch under the current weights (dropout as the backend makes it).
     pub fn loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
+        Ok(self.losses(batch, 0)?.total)
+    }
+
+    /// The SimCSE loss plus, with `do_mlm`, `mlm_weight` times the MLM loss of a second forward
+    /// pass over the batch masked as the official collator masks it (seeded by `mask_seed`).
+    pub fn losses(&self, batch: &TrainBatch, mask_seed: u64) -> Result<BatchLoss<B>> {
+        let cl = self.contrastive_loss(batch)?;
+        let Some(head) = &self.lm_head else {
+            return Ok(BatchLoss {
+                total: cl,
+                mlm: None,
+            });
+        };
+        let mask_id = self.tokenizer.token_to_id("[MASK]").ok_or_else(|| {
+            TrainError::Config("do_mlm needs a [MASK] token in the vocabulary".into())
+        })?;
+        let rule = MaskingRule {
+            probability: self.config.mlm_probability,
+            mask_id: mask_id as i32,
+            special_ids: self
+                .tokenizer
+                .special_ids()
+                .into_iter()
+                .map(|i| i as i32)
+                .collect(),
+            vocab_size: self.tokenizer.vocab_size(),
+        };
+        let masked = rule.apply(&batch.tokens, mask_seed);
+        let mut tokens = batch.tokens.clone();
+        tokens.input_ids = masked.input_ids.clone();
+        let hidden = self.model.forward(to_input::<B>(&tokens, &self.device));
+        let last = hidden
+            .into_iter()
+            .last()
+            .ok_or_else(|| TrainError::Config("the model has no hidden states".into()))?;
+        let mlm = mlm_loss(head, last, &masked);
+        let total = match &mlm {
+            Some(m) => cl + m.clone().mul_scalar(self.config.mlm_weight),
+            None => cl,
+        };
+        Ok(BatchLoss { total, mlm })
+    }
+
+    fn contrastive_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
         let input = to_input::<B>(&batch.tokens, &self.device);
         let mask = input.attention_mask.clone();
         let hidden = self.model.forward(input);
@@ -153,14 +219,14 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// One update at learning rate `lr`; returns the loss before the update. Dropout is seeded from
     /// (seed, update), so a run is reproducible update by update.
     pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<f32> {
-        B::seed(
-            &self.device,
-            self.config
-                .seed
-                .wrapping_mul(1_000_003)
-                .wrapping_add(self.step as u64),
-        );
-        let loss = self.loss(batch)?;
+        let seed = self
+            .config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(self.step as u64);
+        B::seed(&self.device, seed);
+        let BatchLoss { total: loss, mlm } = self.losses(batch, seed)?;
+        self.last_mlm_loss = mlm.map(|m| m.into_scalar().elem());
         let value: f32 = loss.clone().into_scalar().elem();
         if !value.is_finite() {
             return Err(TrainError::NonFinite {
@@ -169,13 +235,23 @@ impl<B: AutodiffBackend> Trainer<B> {
                 best: self.config.out.join("model").display().to_string(),
             });
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let trainable = self.trainable();
+        let mut grads = GradientsParams::from_grads(loss.backward(), &trainable);
         if self.config.max_grad_norm > 0.0 {
-            clip_global_norm(&self.model, &mut grads, self.config.max_grad_norm);
+            clip_global_norm(&trainable, &mut grads, self.config.max_grad_norm);
         }
-        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let Trainable { bert, lm_head } = self.optim.step(lr, trainable, grads);
+        self.model = bert;
+        self.lm_head = lm_head;
         self.step += 1;
         Ok(value)
+    }
+
+    fn trainable(&self) -> Trainable<B> {
+        Trainable {
+            bert: self.model.clone(),
+            lm_head: self.lm_head.clone(),
+        }
     }
 
     /// KorSTS-style score of the current model on `pairs`, with the evaluation pooler.
@@ -223,9 +299,9 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Loads a checkpoint written by [`Trainer::fit`]: weights, optimizer state and position. Refuses
     /// one made under a different training configuration.
     pub fn restore(&mut self, ckpt: &Path) -> Result<State> {
-        let (model, optim, state) = run_checkpoint::load(
+        let (trainable, optim, state) = run_checkpoint::load(
             ckpt,
-            self.model.clone(),
+            self.trainable(),
             std::mem::replace(&mut self.optim, fresh_optimizer(&self.config)),
             &self.device,
         )?;
@@ -236,7 +312,8 @@ impl<B: AutodiffBackend> Trainer<B> {
                 ckpt.display()
             )));
         }
-        self.model = model;
+        self.model = trainable.bert;
+        self.lm_head = trainable.lm_head;
         self.optim = optim;
         self.step = state.step;
         Ok(state)
@@ -251,7 +328,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         };
         let dir = run_checkpoint::save(
             &self.config.out,
-            &self.model,
+            &self.trainable(),
             &self.optim,
             &state,
             self.config.save_total_limit,
@@ -397,9 +474,11 @@ impl<B: AutodiffBackend> Trainer<B> {
                 summary.losses.push(loss);
                 let rate = batch.examples as f64 / t0.elapsed().as_secs_f64();
                 if self.step.is_multiple_of(c.log_steps.max(1)) || self.step == total {
-                    log(
-                        serde_json::json!({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "examples_per_s": rate}),
-                    );
+                    let mut line = serde_json::json!({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "examples_per_s": rate});
+                    if let Some(m) = self.last_mlm_loss {
+                        line["mlm_loss"] = m.into();
+                    }
+                    log(line);
                 }
                 bar.set_position(self.step as u64);
                 bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
@@ -426,7 +505,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
 fn fresh_optimizer<B: AutodiffBackend>(
     config: &TrainConfig,
-) -> OptimizerAdaptor<AdamW, BertModel<B>, B> {
+) -> OptimizerAdaptor<AdamW, Trainable<B>, B> {
     AdamWConfig::new()
         .with_beta_1(config.adam_beta1 as f32)
         .with_beta_2(config.adam_beta2 as f32)

@@ -13,6 +13,14 @@ use simcse_model::backend::CpuTrain;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
+/// burn's CPU backend has one RNG per process (`Backend::seed`), which dropout draws from: tests
+/// that train take this lock so that another test's dropout cannot consume a seeded run's numbers.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Prepared artifacts from the public data, plus a 400-pair slice of KorSTS dev for quick evaluation.
 fn prepared() -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
@@ -51,6 +59,7 @@ fn config(data: &Path, mode: Mode) -> TrainConfig {
 
 #[test]
 fn sup_training_on_xnli_raises_dev_spearman_and_exports_an_hf_model() {
+    let _rng = serial();
     let data = prepared();
     let mut c = config(data.path(), Mode::Sup);
     c.max_steps = 12;
@@ -116,26 +125,64 @@ fn kowiki(data: &Path) {
     assert!(summary.sentences_written > 300, "{summary:?}");
 }
 
+/// Mean of the first and of the last three values.
+fn ends(v: &[f32]) -> (f32, f32) {
+    let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+    (mean(&v[..3]), mean(&v[v.len() - 3..]))
+}
+
 #[test]
-fn unsup_loss_falls_on_korean_wikipedia_sentences() {
+fn unsup_loss_falls_on_korean_wikipedia_sentences_with_the_mlm_auxiliary_loss() {
+    let _rng = serial();
     let data = prepared();
     kowiki(data.path());
     let mut c = config(data.path(), Mode::Unsup);
     c.mlp_only_train = true;
     c.learning_rate = 1e-4;
     c.max_steps = 10;
-    let mut t = Trainer::<CpuTrain>::new(c, &Default::default()).unwrap();
+    c.do_mlm = true;
+    let mut t = Trainer::<CpuTrain>::new(c.clone(), &Default::default()).unwrap();
     let s = t.fit().unwrap();
-    let (first, last) = (
-        s.losses[..3].iter().sum::<f32>() / 3.0,
-        s.losses[s.losses.len() - 3..].iter().sum::<f32>() / 3.0,
+    // metrics.jsonl has the MLM part of each update's loss; the rest is the contrastive loss.
+    let metrics = std::fs::read_to_string(c.out.join("metrics.jsonl")).unwrap();
+    let mlm: Vec<f32> = metrics
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["mlm_loss"].as_f64().map(|x| x as f32))
+        .collect();
+    assert_eq!(mlm.len(), 10);
+    let contrastive: Vec<f32> = s
+        .losses
+        .iter()
+        .zip(&mlm)
+        .map(|(total, m)| total - c.mlm_weight as f32 * m)
+        .collect();
+    println!("unsup contrastive losses {contrastive:?}\nMLM losses {mlm:?}");
+    let (first, last) = ends(&contrastive);
+    assert!(
+        last < first * 0.8,
+        "contrastive loss {first:.4} -> {last:.4}"
     );
-    println!("unsup losses {:?}", s.losses);
-    assert!(last < first * 0.8, "loss {first:.4} -> {last:.4}");
+    // A fresh head over MiniLM's 30,522 tokens starts near ln(30522) = 10.3 and learns (10 updates
+    // at 1e-4 take it to ~9.7).
+    let (first, last) = ends(&mlm);
+    assert!(
+        first > 8.0 && last < first - 0.3,
+        "MLM loss {first:.4} -> {last:.4}"
+    );
+    // The head is trained but never exported.
+    assert!(t.lm_head.is_some());
+    let exported = simcse_testkit::read_tensors(&c.out.join("model/model.safetensors"));
+    assert!(
+        exported
+            .keys()
+            .all(|k| !k.contains("lm_head") && !k.contains("predictions"))
+    );
 }
 
 #[test]
 fn same_seed_same_losses_and_nan_stops_clearly() {
+    let _rng = serial();
     let data = prepared();
     let mut c = config(data.path(), Mode::Sup);
     c.batch_size = 8;
@@ -265,6 +312,7 @@ fn parity_trainer(init: &Path, mode: Mode, cfg: &serde_json::Value) -> Trainer<C
 
 #[test]
 fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
+    let _rng = serial();
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let parity: Parity = serde_json::from_str(
         &std::fs::read_to_string(fixtures().join("train_parity.json")).unwrap(),
@@ -343,6 +391,7 @@ fn weights(t: &Trainer<CpuTrain>) -> std::collections::HashMap<String, (Vec<usiz
 
 #[test]
 fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    let _rng = serial();
     let data = prepared();
     let corpus: Vec<String> =
         simcse_data::artifact::read_triples(&data.path().join("kornli_triples.parquet"))
@@ -383,6 +432,8 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         save_steps: 2,
         save_total_limit: 2,
         log_steps: 1,
+        // The MLM head and its optimizer state must come back from the checkpoint too.
+        do_mlm: true,
         ..TrainConfig::default()
     };
     let device = Default::default();
@@ -421,6 +472,11 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let (wa, wb) = (weights(&resumed), weights(&straight));
     assert_eq!(wa.len(), wb.len());
     assert!(wa == wb, "final weights differ");
+    let head = |t: &Trainer<CpuTrain>| {
+        let w = t.lm_head.as_ref().unwrap().decoder.weight.val();
+        w.into_data().into_vec::<f32>().unwrap()
+    };
+    assert!(head(&resumed) == head(&straight), "MLM heads differ");
     // metrics.jsonl has each update once.
     let metrics = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap();
     assert_eq!(
