@@ -5,6 +5,7 @@
 //! Generic over burn backends. The CPU backend is burn-flex (see `backend`), CUDA is behind the
 //! `cuda` feature.
 
+pub mod alloc;
 pub mod backend;
 pub mod bert;
 pub mod checkpoint;

@@ -12,6 +12,9 @@ use simcse_eval::sts::{default_example_sentences, evaluate_set, similarity_matri
 use simcse_model::backend::Cpu;
 use simcse_model::{Encoder, Pooler};
 
+#[global_allocator]
+static ALLOC: simcse_model::alloc::MiMalloc = simcse_model::alloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -60,6 +63,7 @@ fn label(dir: &Path) -> String {
 }
 
 fn main() -> Result<()> {
+    simcse_model::alloc::keep_freed_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -6,6 +6,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
+#[global_allocator]
+static ALLOC: simcse_model::alloc::MiMalloc = simcse_model::alloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -38,6 +41,7 @@ struct Cli {
 }
 
 fn main() -> Result<()> {
+    simcse_model::alloc::keep_freed_pages();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
