@@ -3,7 +3,7 @@
 //! page-faults them back in and the kernel zeroes them again (14% of a MiniLM training step, and
 //! 1.5x the step time altogether: BENCHMARKS.md). mimalloc with purging turned off keeps them.
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOC: simcse_model::alloc::MiMalloc = simcse_model::alloc::MiMalloc;
 //! fn main() { simcse_model::alloc::keep_freed_pages(); /* ... */ }

@@ -140,7 +140,7 @@ impl<B: Backend> Encoder<B> {
     pub fn embed_batch(&self, batch: &Batch) -> Result<Tensor<B, 2>> {
         let input = to_input::<B>(batch, &self.device);
         let mask = input.attention_mask.clone();
-        let hidden = self.model.forward(input);
+        let hidden = self.pooler.hidden(&self.model, input);
         self.pooler.pool(&self.model, &hidden, mask)
     }
 

@@ -44,7 +44,27 @@ impl Pooler {
         }
     }
 
-    /// Pools `hidden` (every hidden state, as `BertModel::forward` returns them) to [batch, hidden].
+    /// Whether the pooler reads only `[CLS]`'s last hidden state, so that
+    /// [`BertModel::forward_cls`] is enough.
+    pub fn reads_only_cls(self) -> bool {
+        matches!(self, Pooler::Cls | Pooler::ClsBeforePooler)
+    }
+
+    /// The hidden states this pooler needs: [`BertModel::forward_cls`]'s for the `cls` poolers,
+    /// every token's otherwise.
+    pub fn hidden<B: Backend>(
+        self,
+        model: &BertModel<B>,
+        input: crate::bert::BertInput<B>,
+    ) -> Vec<Tensor<B, 3>> {
+        if self.reads_only_cls() {
+            model.forward_cls(input)
+        } else {
+            model.forward(input)
+        }
+    }
+
+    /// Pools `hidden` (the hidden states as [`Pooler::hidden`] returns them) to [batch, hidden].
     pub fn pool<B: Backend>(
         self,
         model: &BertModel<B>,

@@ -74,6 +74,19 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
         assert!(d <= 1e-4, "{}: pooler {p} differs by {d}", dir.display());
         worst = worst.max(d);
     }
+    // The `cls` poolers' shortcut, only [CLS] through the last layer, gives the same embeddings.
+    let short = model.forward_cls(tiny_input::<B>(&expected, &device));
+    assert_eq!(short[2].dims(), [3, 1, 32]);
+    for p in [Pooler::Cls, Pooler::ClsBeforePooler] {
+        let got = values(p.pool(&model, &short, mask.clone()).unwrap());
+        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
+        assert!(
+            d <= 1e-4,
+            "{}: forward_cls + {p} differs by {d}",
+            dir.display()
+        );
+        worst = worst.max(d);
+    }
     let d = max_abs_diff(
         &values(
             model

@@ -201,7 +201,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     fn contrastive_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
         let input = to_input::<B>(&batch.tokens, &self.device);
         let mask = input.attention_mask.clone();
-        let hidden = self.model.forward(input);
+        let hidden = self.config.pooler.hidden(&self.model, input);
         let pooled = self.config.pooler.pool(&self.model, &hidden, mask)?;
         let n = batch.examples;
         let h = pooled.dims()[1];
