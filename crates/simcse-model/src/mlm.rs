@@ -82,18 +82,20 @@ pub struct MaskingRule {
     pub vocab_size: usize,
 }
 
-/// SplitMix64 step: the masking is a pure function of `seed`, so a resumed run masks the same way.
-fn next(state: &mut u64) -> u64 {
+/// A uniform draw in [0, 1). The masking is a pure function of the seed, so a resumed run masks the
+/// same way.
+fn uniform(state: &mut u64) -> f64 {
+    (splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// SplitMix64: a tiny, well-mixed generator whose whole state is one u64, so what it draws is a
+/// pure function of the seed and resuming needs no saved RNG state (also the trainer's shuffle).
+pub fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// A uniform draw in [0, 1).
-fn uniform(state: &mut u64) -> f64 {
-    (next(state) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl MaskingRule {
@@ -116,7 +118,7 @@ impl MaskingRule {
             if r < 0.8 {
                 *id = self.mask_id;
             } else if r < 0.9 {
-                *id = (next(&mut state) % self.vocab_size as u64) as i32;
+                *id = (splitmix64(&mut state) % self.vocab_size as u64) as i32;
             }
         }
         MaskedBatch {

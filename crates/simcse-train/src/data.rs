@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
+use simcse_model::mlm::splitmix64;
 use simcse_model::tokenizer::{Batch, Tokenizer};
 
 use crate::config::{Mode, TrainConfig};
@@ -24,22 +25,12 @@ pub fn load(config: &TrainConfig) -> simcse_data::Result<Vec<Example>> {
     })
 }
 
-/// SplitMix64: a tiny, well-mixed generator whose whole state is one u64, so a run's order is a
-/// pure function of (seed, epoch) and resuming needs no saved RNG state.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// The example order of `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch).
 pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut state = seed ^ (epoch as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        let j = (splitmix(&mut state) % (i as u64 + 1)) as usize;
+        let j = (splitmix64(&mut state) % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
     order
