@@ -175,13 +175,19 @@ pub fn density(path: &Path, title: &str, set: &SetResult) -> Result<()> {
     // The x range fits the data: anisotropic encoders put every pair in a narrow band near 1.
     let lo = (set.points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min) - 0.05).max(-1.0);
     let xs: Vec<f64> = (0..=300)
-        .map(|i| lo + (1.05 - lo) * i as f64 / 300.0)
+        .map(|i| lo + (1.0 - lo) * i as f64 / 300.0)
         .collect();
+    // Cosine similarity cannot exceed 1: the kernel mass that would spill past it is reflected back
+    // (the reflection method), so curves end at 1 instead of trailing off into impossible values.
+    let mirrored: Vec<f64> = xs.iter().map(|x| 2.0 - x).collect();
     let curves: Vec<(usize, Vec<f64>)> = groups
         .iter()
         .enumerate()
         .filter(|(_, g)| g.len() >= 2)
-        .map(|(b, g)| (b, kde(g, &xs)))
+        .map(|(b, g)| {
+            let d = kde(g, &xs).into_iter().zip(kde(g, &mirrored));
+            (b, d.map(|(a, m)| a + m).collect())
+        })
         .collect();
     let ymax = curves
         .iter()
@@ -195,7 +201,7 @@ pub fn density(path: &Path, title: &str, set: &SetResult) -> Result<()> {
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(lo..1.05, 0.0..ymax.max(1e-6))
+        .build_cartesian_2d(lo..1.0, 0.0..ymax.max(1e-6))
         .map_err(|x| e(x.to_string()))?;
     chart
         .configure_mesh()

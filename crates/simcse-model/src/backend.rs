@@ -13,3 +13,9 @@ pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 pub type Gpu = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
+
+/// CUDA device `index` (the binaries' `--gpu`).
+#[cfg(feature = "cuda")]
+pub fn gpu_device(index: usize) -> burn::backend::cuda::CudaDevice {
+    burn::backend::cuda::CudaDevice::new(index)
+}

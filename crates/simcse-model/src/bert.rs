@@ -260,7 +260,7 @@ struct Mask<B: Backend> {
     additive: Tensor<B, 4>,
     /// [batch, 1, seq, seq]: true for padding keys, materialised once per forward pass: a
     /// broadcast [batch, 1, 1, seq] view makes burn-flex copy it to [batch, heads, seq, seq] in
-    /// every layer (a quarter of the encode time before this was found).
+    /// every layer, element by element.
     masked: Tensor<B, 4, burn::tensor::Bool>,
 }
 

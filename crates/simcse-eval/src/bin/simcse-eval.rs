@@ -9,7 +9,6 @@ use clap::Parser;
 use simcse_eval::plots;
 use simcse_eval::report::{self, Matrix, ModelResult, Report, SETS};
 use simcse_eval::sts::{default_example_sentences, evaluate_set, similarity_matrix};
-use simcse_model::backend::Cpu;
 use simcse_model::{Encoder, Pooler};
 
 #[global_allocator]
@@ -50,7 +49,17 @@ struct Cli {
     /// A TrueType/OpenType font with Hangul for the plots (default: $SIMCSE_FONT or a system NanumGothic/Noto CJK).
     #[arg(long)]
     font: Option<PathBuf>,
+    /// CUDA device index.
+    #[cfg(feature = "cuda")]
+    #[arg(long, default_value_t = 0)]
+    gpu: usize,
 }
+
+/// The backend the encoders run on: burn-flex on CPU, or burn-cuda with `--features cuda`.
+#[cfg(not(feature = "cuda"))]
+type Backend = simcse_model::backend::Cpu;
+#[cfg(feature = "cuda")]
+type Backend = simcse_model::backend::Gpu;
 
 fn label(dir: &Path) -> String {
     dir.components()
@@ -134,12 +143,15 @@ fn main() -> Result<()> {
         }
     };
 
+    #[cfg(not(feature = "cuda"))]
     let device = Default::default();
+    #[cfg(feature = "cuda")]
+    let device = simcse_model::backend::gpu_device(cli.gpu);
     let mut results = Vec::new();
     for dir in &cli.models {
         let start = Instant::now();
         let local = simcse_model::hub::resolve(dir)?;
-        let mut enc = Encoder::<Cpu>::from_dir(&local, pooler, cli.max_len, &device)
+        let mut enc = Encoder::<Backend>::from_dir(&local, pooler, cli.max_len, &device)
             .with_context(|| format!("loading model {}", dir.display()))?;
         enc.batch_size = cli.batch_size.max(1);
         let name = label(dir);

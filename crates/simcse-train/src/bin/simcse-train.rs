@@ -35,6 +35,10 @@ struct Cli {
     /// the newest one of the run folder. Pass the same config and options as the first run.
     #[arg(long, num_args = 0..=1, value_name = "CHECKPOINT")]
     resume: Option<Option<PathBuf>>,
+    /// CUDA device index.
+    #[cfg(feature = "cuda")]
+    #[arg(long, default_value_t = 0)]
+    gpu: usize,
     /// Any other config key: --key value ...
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     rest: Vec<String>,
@@ -102,7 +106,10 @@ fn main() -> Result<()> {
                 })?,
         ),
     };
+    #[cfg(not(feature = "cuda"))]
     let summary = run(config.clone(), resume.as_deref())?;
+    #[cfg(feature = "cuda")]
+    let summary = run(config.clone(), resume.as_deref(), cli.gpu)?;
     println!(
         "{} updates in {:.1} s ({:.1} sentences/s); best dev Spearman {} -> {}",
         summary.updates,
@@ -125,8 +132,12 @@ fn run(config: TrainConfig, resume: Option<&Path>) -> Result<simcse_train::train
 }
 
 #[cfg(feature = "cuda")]
-fn run(config: TrainConfig, resume: Option<&Path>) -> Result<simcse_train::trainer::Summary> {
-    let device = Default::default();
+fn run(
+    config: TrainConfig,
+    resume: Option<&Path>,
+    gpu: usize,
+) -> Result<simcse_train::trainer::Summary> {
+    let device = simcse_model::backend::gpu_device(gpu);
     let mut t = Trainer::<simcse_model::backend::GpuTrain>::new(config, &device)?;
     Ok(t.fit_from(resume)?)
 }
