@@ -312,3 +312,61 @@ fn encoder_refuses_a_tokenizer_larger_than_the_embedding() {
         "{err}"
     );
 }
+
+#[test]
+fn mlm_head_and_loss_match_pytorch() {
+    use burn::module::Param;
+    use simcse_model::mlm::{LmHead, MaskedBatch, mlm_loss};
+    let device = Default::default();
+    let f = read_tensors(&fixtures().join("mlm.safetensors"));
+    let config = tiny_config();
+    let (model, _) = checkpoint::load::<Cpu>(&fixtures().join("tiny"), &config, &device).unwrap();
+    // transformers' Linear weights are [out, in]; burn's are [in, out].
+    let linear = |name: &str| {
+        let (shape, w) = &f[&format!("lm_head.{name}.weight")];
+        let w =
+            Tensor::<Cpu, 2>::from_data(TensorData::new(w.clone(), [shape[0], shape[1]]), &device);
+        let b = &f[&format!("lm_head.{name}.bias")].1;
+        let mut l = burn::nn::LinearConfig::new(shape[1], shape[0]).init::<Cpu>(&device);
+        l.weight = Param::from_tensor(w.transpose());
+        l.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b.clone(), [b.len()]),
+            &device,
+        )));
+        l
+    };
+    let vector = |name: &str| {
+        let v = &f[&format!("lm_head.transform.LayerNorm.{name}")].1;
+        Param::from_tensor(Tensor::<Cpu, 1>::from_data(
+            TensorData::new(v.clone(), [v.len()]),
+            &device,
+        ))
+    };
+    let mut head = LmHead::<Cpu>::new(&config, &device);
+    head.dense = linear("transform.dense");
+    head.decoder = linear("decoder");
+    head.layer_norm.gamma = vector("weight");
+    head.layer_norm.beta = Some(vector("bias"));
+
+    let ints = |name: &str| f[name].1.iter().map(|&x| x as i64).collect::<Vec<_>>();
+    let input = tiny_input::<Cpu>(
+        &HashMap::from([
+            ("input_ids".to_string(), f["masked_ids"].clone()),
+            ("attention_mask".to_string(), f["attention_mask"].clone()),
+        ]),
+        &device,
+    );
+    let last = model.forward(input).pop().unwrap();
+    let masked = MaskedBatch {
+        input_ids: vec![],
+        positions: ints("positions"),
+        targets: ints("targets"),
+    };
+    let got: f32 = mlm_loss(&head, last, &masked).unwrap().into_scalar();
+    let want = f["loss"].1[0];
+    println!("MLM loss: ours {got}, PyTorch {want}");
+    assert!(
+        (got - want).abs() <= 1e-5,
+        "MLM loss {got} vs PyTorch {want}"
+    );
+}
