@@ -13,7 +13,8 @@ use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::bert::activate;
 use crate::config::{Activation, BertConfig};
-use crate::tokenizer::Batch;
+use crate::error::{ModelError, Result};
+use crate::tokenizer::{Batch, Tokenizer};
 
 /// `BertLMPredictionHead`: dense + activation + LayerNorm, then the projection onto the vocabulary.
 #[derive(Module, Debug)]
@@ -99,6 +100,26 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 }
 
 impl MaskingRule {
+    /// The rule for `tokenizer`'s vocabulary; an error when it has no `[MASK]` token.
+    pub fn for_tokenizer(tokenizer: &Tokenizer, probability: f64) -> Result<Self> {
+        let mask_id = tokenizer
+            .token_to_id("[MASK]")
+            .ok_or_else(|| ModelError::Tokenizer {
+                path: tokenizer.source().into(),
+                message: "no [MASK] token, which the MLM loss (do_mlm) needs".into(),
+            })?;
+        Ok(MaskingRule {
+            probability,
+            mask_id: mask_id as i32,
+            special_ids: tokenizer
+                .special_ids()
+                .into_iter()
+                .map(|i| i as i32)
+                .collect(),
+            vocab_size: tokenizer.vocab_size(),
+        })
+    }
+
     /// Masks `batch` (padding included in the special ids, so it is never chosen): each token is
     /// chosen with `probability`; a chosen token becomes `[MASK]` (80%), a random id (10%) or stays
     /// (10%), exactly the official collator's `mask_tokens`.
@@ -226,6 +247,25 @@ mod tests {
         }
         assert_eq!(m, rule().apply(&b, 7));
         assert_ne!(m, rule().apply(&b, 8));
+    }
+
+    #[test]
+    fn the_rule_comes_from_the_vocabulary_and_needs_a_mask_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = dir.path().join("vocab.txt");
+        let settings = crate::tokenizer::WordPieceSettings::default();
+        std::fs::write(&vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n가\n[MASK]\n").unwrap();
+        let r =
+            MaskingRule::for_tokenizer(&Tokenizer::from_vocab(&vocab, &settings).unwrap(), 0.15)
+                .unwrap();
+        assert_eq!((r.mask_id, r.vocab_size), (5, 6));
+        assert_eq!(r.special_ids, [0, 1, 2, 3, 5]);
+        std::fs::write(&vocab, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n가\n").unwrap();
+        let err =
+            MaskingRule::for_tokenizer(&Tokenizer::from_vocab(&vocab, &settings).unwrap(), 0.15)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("vocab.txt") && err.contains("[MASK]"), "{err}");
     }
 
     #[test]

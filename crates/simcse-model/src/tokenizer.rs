@@ -171,6 +171,11 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The tokenizer.json or vocab.txt this tokenizer was built from (for error messages).
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
     pub fn pad_id(&self) -> u32 {
         self.pad_id
     }

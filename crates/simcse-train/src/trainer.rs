@@ -94,6 +94,8 @@ pub struct Trainer<B: AutodiffBackend> {
     pub model: BertModel<B>,
     /// The MLM head (`do_mlm`), trained with the model, never exported.
     pub lm_head: Option<LmHead<B>>,
+    /// How the MLM loss masks a batch (`do_mlm`).
+    masking: Option<MaskingRule>,
     pub bert_config: BertConfig,
     pub tokenizer: Tokenizer,
     pub config: TrainConfig,
@@ -116,13 +118,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let tokenizer = Tokenizer::from_dir(&config.init)?;
         let (model, _) = checkpoint::load::<B>(&config.init, &bert_config, device)?;
-        Ok(Self::from_parts(
-            model,
-            bert_config,
-            tokenizer,
-            config,
-            device,
-        ))
+        Self::from_parts(model, bert_config, tokenizer, config, device)
     }
 
     /// A trainer around a model in memory.
@@ -132,17 +128,28 @@ impl<B: AutodiffBackend> Trainer<B> {
         tokenizer: Tokenizer,
         config: TrainConfig,
         device: &B::Device,
-    ) -> Self {
+    ) -> Result<Self> {
         if config.pooler == simcse_model::Pooler::Cls
             && (config.mlp_init == MlpInit::Fresh || model.pooler.is_none())
         {
             model.pooler = Some(BertPooler::new(bert_config.hidden_size, device));
         }
         let optim = fresh_optimizer(&config);
-        let lm_head = config.do_mlm.then(|| LmHead::new(&bert_config, device));
-        Trainer {
+        let (lm_head, masking) = if config.do_mlm {
+            (
+                Some(LmHead::new(&bert_config, device)),
+                Some(MaskingRule::for_tokenizer(
+                    &tokenizer,
+                    config.mlm_probability,
+                )?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Trainer {
             model,
             lm_head,
+            masking,
             last_mlm_loss: None,
             bert_config,
             tokenizer,
@@ -150,7 +157,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             optim,
             device: device.clone(),
             step: 0,
-        }
+        })
     }
 
     /// The SimCSE loss of one batch under the current weights (dropout as the backend makes it).
@@ -162,25 +169,11 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// pass over the batch masked as the official collator masks it (seeded by `mask_seed`).
     pub fn losses(&self, batch: &TrainBatch, mask_seed: u64) -> Result<BatchLoss<B>> {
         let cl = self.contrastive_loss(batch)?;
-        let Some(head) = &self.lm_head else {
+        let (Some(head), Some(rule)) = (&self.lm_head, &self.masking) else {
             return Ok(BatchLoss {
                 total: cl,
                 mlm: None,
             });
-        };
-        let mask_id = self.tokenizer.token_to_id("[MASK]").ok_or_else(|| {
-            TrainError::Config("do_mlm needs a [MASK] token in the vocabulary".into())
-        })?;
-        let rule = MaskingRule {
-            probability: self.config.mlm_probability,
-            mask_id: mask_id as i32,
-            special_ids: self
-                .tokenizer
-                .special_ids()
-                .into_iter()
-                .map(|i| i as i32)
-                .collect(),
-            vocab_size: self.tokenizer.vocab_size(),
         };
         let masked = rule.apply(&batch.tokens, mask_seed);
         let mut tokens = batch.tokens.clone();
