@@ -65,16 +65,14 @@ fn prepare_train_eval_through_files_and_swap_stages() {
         w,
     );
     let data = w.join("data");
-    let triples =
-        simcse_data::artifact::read_triples(&data.join("kornli_triples.parquet")).unwrap();
+    let triples = simcse_artifact::read_triples(&data.join("kornli_triples.parquet")).unwrap();
     assert_eq!(triples.len(), 2500, "XNLI-ko dev + test");
     for (set, rows) in [
         ("korsts_dev", 1500),
         ("korsts_test", 1379),
         ("klue_sts_dev", 519),
     ] {
-        let pairs =
-            simcse_data::artifact::read_sts(&data.join(format!("sts/{set}.parquet"))).unwrap();
+        let pairs = simcse_artifact::read_sts(&data.join(format!("sts/{set}.parquet"))).unwrap();
         assert_eq!(pairs.len(), rows, "{set}");
         assert!(pairs.iter().all(|p| (0.0..=5.0).contains(&p.score)));
         assert_eq!(
@@ -82,8 +80,7 @@ fn prepare_train_eval_through_files_and_swap_stages() {
             rows
         );
     }
-    let sentences =
-        simcse_data::artifact::read_sentences(&data.join("wiki_sentences.parquet")).unwrap();
+    let sentences = simcse_artifact::read_sentences(&data.join("wiki_sentences.parquet")).unwrap();
     assert!(sentences.len() > 300 && sentences.iter().all(|s| !s.text.is_empty()));
     assert_eq!(
         json(&data.join("kornli_triples.manifest.json"))["rows"],
@@ -91,8 +88,8 @@ fn prepare_train_eval_through_files_and_swap_stages() {
     );
 
     // A small dev set keeps the test short; the trainer reads any STS file of the schema.
-    let dev = simcse_data::artifact::read_sts(&data.join("sts/korsts_dev.parquet")).unwrap();
-    simcse_data::artifact::write_sts(&data.join("sts/dev200.parquet"), &dev[..200]).unwrap();
+    let dev = simcse_artifact::read_sts(&data.join("sts/korsts_dev.parquet")).unwrap();
+    simcse_artifact::write_sts(&data.join("sts/dev200.parquet"), &dev[..200]).unwrap();
 
     // train: a few supervised updates from MiniLM.
     let train_out = run(
@@ -247,4 +244,168 @@ fn every_stage_binary_documents_its_inputs_and_outputs() {
             );
         }
     }
+}
+
+#[test]
+fn split_command_reads_stdin_and_writes_a_sentence_a_line() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin("simcse-prepare"))
+        .arg("split")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("첫 문장이다. 둘째 문장인가?\n\n셋째 줄은 끝맺음이 없다\n".as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "첫 문장이다.\n둘째 문장인가?\n셋째 줄은 끝맺음이 없다\n"
+    );
+}
+
+#[test]
+fn the_eval_binary_writes_report_and_plots() {
+    let data = simcse_testkit::prepared();
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(bin("simcse-eval"))
+        .args([
+            "--model",
+            minilm().to_str().unwrap(),
+            "--pooler",
+            "cls",
+            "--max-len",
+            "128",
+            "--sets",
+            "korsts_test",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .arg("--out")
+        .arg(out.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("eval.json")).unwrap())
+            .unwrap();
+    let m = &json["models"][0];
+    assert_eq!(m["pooler"], "cls");
+    let rho = m["sets"][0]["score"]["spearman"].as_f64().unwrap();
+    assert!((rho - 43.78).abs() < 0.1, "{rho}");
+    assert_eq!(
+        m["matrix"]["sentences"][0],
+        "한 소녀가 머리를 스타일링하고 있다."
+    );
+    assert_eq!(m["matrix"]["values"].as_array().unwrap().len(), 10);
+    assert!(
+        json["data"]["korsts_test"]["sources"][0]["sha256"].is_string(),
+        "data manifests are in the report"
+    );
+    let md = std::fs::read_to_string(out.path().join("eval.md")).unwrap();
+    assert!(
+        md.contains("| KR-BERT SimCSE sup (seed) |") && md.contains("80.72"),
+        "{md}"
+    );
+    assert!(md.contains("9: 한 남자가 키보드를 연주하고 있다."), "{md}");
+    if simcse_eval::plots::find_font(None).is_some() {
+        for f in ["similarity.png", "density-korsts_test.png"] {
+            let bytes = std::fs::read(out.path().join(f)).unwrap_or_else(|_| panic!("{f} missing"));
+            assert!(
+                bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+                "{f}: {} bytes",
+                bytes.len()
+            );
+            assert!(md.contains(&format!("]({f})")));
+        }
+    }
+}
+
+/// `--device`: a device not built in is a clear error naming the fix; on wgpu (Mesa lavapipe in
+/// CI) the train and eval binaries run the GPU code path end to end.
+#[test]
+fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let minilm = minilm();
+    let minilm = minilm.to_str().unwrap();
+    let out = Command::new(bin("simcse-train"))
+        .args(["--init", minilm, "--device", "cuda:0"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--device cuda:0") && err.contains("without the `cuda` feature"),
+        "{err}"
+    );
+    let out = Command::new(bin("simcse-eval"))
+        .args(["--model", minilm, "--device", "tpu"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown device \"tpu\""), "{err}");
+
+    if !simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+        return;
+    }
+    let data = simcse_testkit::prepared();
+    let dev = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
+    simcse_artifact::write_sts(&data.path().join("sts/dev30.parquet"), &dev[..30]).unwrap();
+    let kornli = data.path().join("kornli_triples.parquet");
+    let dev30 = data.path().join("sts/dev30.parquet");
+    let train = run(
+        "simcse-train",
+        &[
+            "--device",
+            "wgpu",
+            "--init",
+            minilm,
+            "--out",
+            "runs/wgpu",
+            "--train-file",
+            kornli.to_str().unwrap(),
+            "--dev-file",
+            dev30.to_str().unwrap(),
+            "--batch-size",
+            "4",
+            "--max-len",
+            "16",
+            "--eval-max-len",
+            "16",
+            "--max-steps",
+            "2",
+            "--log-steps",
+            "1",
+        ],
+        w,
+    );
+    assert!(train.contains("2 updates"), "{train}");
+    let eval = run(
+        "simcse-eval",
+        &[
+            "--device",
+            "wgpu",
+            "--model",
+            "runs/wgpu/model",
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--sets",
+            "dev30",
+            "--max-len",
+            "16",
+            "--out",
+            "reports/wgpu",
+        ],
+        w,
+    );
+    let report = json(&w.join("reports/wgpu/eval.json"));
+    let rho = report["models"][0]["sets"][0]["score"]["spearman"].as_f64();
+    assert!(rho.is_some_and(|r| r.is_finite()), "{eval}");
 }

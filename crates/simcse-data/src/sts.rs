@@ -20,23 +20,7 @@ pub const FILES: [(&str, &str); 5] = [
     ("klue-sts/klue-sts-v1.1_dev.json", "klue_sts_dev"),
 ];
 
-/// KLUE's two extra labels; KorSTS has only the score.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KlueLabels {
-    pub real_label: f32,
-    pub binary_label: bool,
-}
-
-/// One scored pair. `source` is where the pair came from inside its set: the KorSTS genre
-/// (`main-captions`, `main-news`, `main-forum`) or the KLUE source (`airbnb-rtt`, `policy-sampled`, ...).
-#[derive(Debug, Clone, PartialEq)]
-pub struct StsPair {
-    pub sentence1: String,
-    pub sentence2: String,
-    pub score: f32,
-    pub source: String,
-    pub klue: Option<KlueLabels>,
-}
+pub use simcse_artifact::{KlueLabels, StsPair};
 
 /// Checks a gold score: a finite number in 0..=5.
 fn in_range(log: &mut RowLog, loc: Location, name: &str, s: f64) -> Result<Option<f32>> {

@@ -4,8 +4,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use simcse_artifact::sha256_hex;
 use simcse_data::DataError;
-use simcse_data::artifact::sha256_hex;
 use simcse_data::download::{Fetched, fetch};
 
 /// A one-file HTTP/1.1 server that honours `Range: bytes=N-` (unless `ignore_range`), and records

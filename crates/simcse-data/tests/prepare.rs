@@ -4,7 +4,7 @@ use std::path::Path;
 
 use simcse_testkit::shared_data as shared;
 
-use simcse_data::artifact::{manifest_path, read_sts, read_triples, sha256_hex};
+use simcse_artifact::{manifest_path, read_sts, read_triples, sha256_hex};
 use simcse_data::kornli::TripleRule;
 use simcse_data::prepare::{Options, Summary, run};
 use simcse_data::{DataError, Location, Reason};

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bzip2::Compression;
 use bzip2::write::BzEncoder;
-use simcse_data::artifact::{Sentence, read_sentences};
+use simcse_artifact::{Sentence, read_sentences};
 use simcse_data::wiki::{self, Filters, Format, Options, Summary};
 
 fn fixture() -> PathBuf {
@@ -370,27 +370,4 @@ fn splitter_matches_the_gold_wikipedia_split() {
     println!("P {precision:.4} R {recall:.4} F1 {f1:.4} exact {exact_rate:.4}");
     assert!(f1 >= 0.97, "boundary F1 {f1:.4} below 0.97");
     assert!(exact_rate >= 0.97, "exact-match rate {exact_rate:.4}");
-}
-
-#[test]
-fn split_command_reads_stdin_and_writes_a_sentence_a_line() {
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simcse-prepare"))
-        .arg("split")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all("첫 문장이다. 둘째 문장인가?\n\n셋째 줄은 끝맺음이 없다\n".as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "첫 문장이다.\n둘째 문장인가?\n셋째 줄은 끝맺음이 없다\n"
-    );
 }

@@ -5,7 +5,7 @@ pub enum EvalError {
     #[error(transparent)]
     Model(#[from] simcse_model::ModelError),
     #[error(transparent)]
-    Data(#[from] simcse_data::DataError),
+    Artifact(#[from] simcse_artifact::ArtifactError),
     #[error("{0}")]
     Metric(String),
     #[error("{}: {message}", path.display())]
@@ -18,6 +18,12 @@ pub enum EvalError {
         path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
     },
     #[error("plot {}: {message}", path.display())]
     Plot {

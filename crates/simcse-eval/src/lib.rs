@@ -5,7 +5,9 @@ pub mod error;
 pub mod metrics;
 pub mod plots;
 pub mod report;
+pub mod run;
 pub mod sts;
 
 pub use error::{EvalError, Result};
+pub use run::{EvalOptions, ModelSpec, evaluate};
 pub use sts::{SetResult, StsScore, evaluate_set, score_pairs};

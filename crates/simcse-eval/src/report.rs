@@ -191,8 +191,10 @@ pub fn write(dir: &Path, report: &Report) -> Result<()> {
         path: dir.into(),
         source,
     })?;
-    let json =
-        serde_json::to_string_pretty(report).map_err(|e| EvalError::Metric(e.to_string()))? + "\n";
+    let json = serde_json::to_string_pretty(report).map_err(|source| EvalError::Json {
+        path: dir.join("eval.json"),
+        source,
+    })? + "\n";
     for (name, text) in [("eval.json", json), ("eval.md", markdown(report))] {
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));

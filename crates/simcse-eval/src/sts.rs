@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use serde::Serialize;
-use simcse_data::sts::StsPair;
+use simcse_artifact::StsPair;
 use simcse_model::Encoder;
 
 use crate::error::{EvalError, Result};
@@ -89,7 +89,7 @@ pub fn evaluate_set<B: Backend>(
     name: &str,
     path: &Path,
 ) -> Result<SetResult> {
-    let pairs = simcse_data::artifact::read_sts(path)?;
+    let pairs = simcse_artifact::read_sts(path)?;
     if pairs.len() < 2 {
         return Err(EvalError::Input {
             path: path.into(),

@@ -4,11 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use simcse_testkit::minilm;
-use simcse_testkit::shared_data as shared;
-use std::process::Command;
+use simcse_testkit::prepared;
 
-use simcse_data::kornli::TripleRule;
-use simcse_data::prepare::{Options, run};
 use simcse_eval::metrics::{pearson, spearman};
 use simcse_eval::{evaluate_set, score_pairs};
 use simcse_model::backend::Cpu;
@@ -16,20 +13,6 @@ use simcse_model::{Encoder, Pooler};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// The prepare stage's STS artifacts from the public data, in a temp folder.
-fn prepared() -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    run(&Options {
-        raw_dir: shared(),
-        out_dir: out.path().into(),
-        triples: TripleRule::PerEntailment,
-        require_all: false,
-        strict: false,
-    })
-    .unwrap();
-    out
 }
 
 #[test]
@@ -98,67 +81,9 @@ fn minilm_scores_equal_pytorch_and_scipy() {
     }
     // The trainer's dev-eval entry point gives the same number as the eval stage.
     let enc = Encoder::<Cpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(128), &device).unwrap();
-    let pairs =
-        simcse_data::artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
+    let pairs = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
     let s = score_pairs(&enc, &pairs).unwrap();
     assert!((s.spearman - expected["cls/korsts_dev"]["spearman"].as_f64().unwrap()).abs() <= 0.05);
-}
-
-#[test]
-fn the_binary_writes_report_and_plots() {
-    let data = prepared();
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_simcse-eval"))
-        .args([
-            "--model",
-            minilm().to_str().unwrap(),
-            "--pooler",
-            "cls",
-            "--max-len",
-            "128",
-            "--sets",
-            "korsts_test",
-            "--data-dir",
-        ])
-        .arg(data.path())
-        .arg("--out")
-        .arg(out.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("eval.json")).unwrap())
-            .unwrap();
-    let m = &json["models"][0];
-    assert_eq!(m["pooler"], "cls");
-    let rho = m["sets"][0]["score"]["spearman"].as_f64().unwrap();
-    assert!((rho - 43.78).abs() < 0.1, "{rho}");
-    assert_eq!(
-        m["matrix"]["sentences"][0],
-        "한 소녀가 머리를 스타일링하고 있다."
-    );
-    assert_eq!(m["matrix"]["values"].as_array().unwrap().len(), 10);
-    assert!(
-        json["data"]["korsts_test"]["sources"][0]["sha256"].is_string(),
-        "data manifests are in the report"
-    );
-    let md = std::fs::read_to_string(out.path().join("eval.md")).unwrap();
-    assert!(
-        md.contains("| KR-BERT SimCSE sup (seed) |") && md.contains("80.72"),
-        "{md}"
-    );
-    assert!(md.contains("9: 한 남자가 키보드를 연주하고 있다."), "{md}");
-    if simcse_eval::plots::find_font(None).is_some() {
-        for f in ["similarity.png", "density-korsts_test.png"] {
-            let bytes = std::fs::read(out.path().join(f)).unwrap_or_else(|_| panic!("{f} missing"));
-            assert!(
-                bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
-                "{f}: {} bytes",
-                bytes.len()
-            );
-            assert!(md.contains(&format!("]({f})")));
-        }
-    }
 }
 
 #[test]
@@ -197,7 +122,47 @@ fn bad_inputs_are_clear_errors() {
     );
     // An empty STS file (the schema, no rows).
     let empty = data.path().join("sts/empty.parquet");
-    simcse_data::artifact::write_sts(&empty, &[]).unwrap();
+    simcse_artifact::write_sts(&empty, &[]).unwrap();
     let err = evaluate_set(&enc, "empty", &empty).unwrap_err().to_string();
     assert!(err.contains("empty.parquet: 0 pairs"), "{err}");
+}
+
+/// Scoring on the GPU code path (wgpu; Mesa lavapipe in CI) equals burn-flex's: MiniLM on the first
+/// 60 pairs of KorSTS dev (lavapipe compiles every kernel on the CPU first), every embedding and
+/// both correlations.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_scores_equal_flex() {
+    use simcse_model::backend::Wgpu;
+    if !simcse_testkit::gpu_ready::<Wgpu>() {
+        return;
+    }
+    let data = prepared();
+    let pairs = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
+    let pairs = &pairs[..60];
+    let cpu = Encoder::<Cpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
+        .unwrap();
+    let gpu =
+        Encoder::<Wgpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
+            .unwrap();
+    let sentences: Vec<&str> = pairs.iter().map(|p| p.sentence1.as_str()).collect();
+    let (a, b) = (
+        cpu.encode(&sentences).unwrap(),
+        gpu.encode(&sentences).unwrap(),
+    );
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| simcse_testkit::max_abs_diff(x, y))
+        .fold(0f32, f32::max);
+    let (sa, sb) = (
+        score_pairs(&cpu, pairs).unwrap(),
+        score_pairs(&gpu, pairs).unwrap(),
+    );
+    println!(
+        "wgpu vs flex: embeddings max abs diff {worst:.2e}; Spearman {:.4} vs {:.4}",
+        sb.spearman, sa.spearman
+    );
+    assert!(worst <= 1e-4, "embeddings differ by {worst}");
+    assert!((sa.spearman - sb.spearman).abs() <= 0.01 && (sa.pearson - sb.pearson).abs() <= 0.01);
 }

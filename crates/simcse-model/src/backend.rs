@@ -1,21 +1,52 @@
-//! The backends this project runs on.
+//! The backends this project runs on, and a check that a device is really there.
 //!
 //! CPU: burn-flex (pure Rust: gemm + rayon + SIMD). burn-ndarray is deprecated upstream and was
-//! slower on a BERT encoder step; BENCHMARKS.md has the measurements. GPU: burn-cuda behind the
-//! `cuda` feature (cudarc loads libcuda/libnvrtc at run time, so it builds without a CUDA toolkit).
+//! slower on a BERT encoder step; BENCHMARKS.md has the measurements. GPU: burn's cubecl backend,
+//! as burn-wgpu (`wgpu` feature: Vulkan, Metal, DX12, or Mesa's lavapipe on a CPU) and burn-cuda
+//! (`cuda` feature; cudarc loads libcuda/libnvrtc at run time, so it builds without a CUDA
+//! toolkit). The two share their kernels, memory management and fusion; only the final compiler
+//! differs, which is why CI tests the GPU path on lavapipe.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+
+use crate::error::{ModelError, Result};
 
 /// The CPU backend for inference.
 pub type Cpu = burn::backend::Flex;
 /// The CPU backend for training.
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu;
+#[cfg(feature = "wgpu")]
+pub type WgpuTrain = burn::backend::Autodiff<Wgpu>;
+
 #[cfg(feature = "cuda")]
 pub type Gpu = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 
-/// CUDA device `index` (the binaries' `--gpu`).
-#[cfg(feature = "cuda")]
-pub fn gpu_device(index: usize) -> burn::backend::cuda::CudaDevice {
-    burn::backend::cuda::CudaDevice::new(index)
+/// Runs a tiny computation on `device` and reads it back. The GPU backends panic when the driver or
+/// the device is missing; this turns that into an error that `what` names (e.g. "CUDA device 0").
+pub fn check_device<B: Backend>(device: &B::Device, what: &str) -> Result<()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let x = Tensor::<B, 1>::from_floats([1.0, 2.0], device);
+        x.sum().into_scalar()
+    }));
+    std::panic::set_hook(hook);
+    let message = match run {
+        Ok(_) => return Ok(()),
+        Err(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown error".into()),
+    };
+    Err(ModelError::Device {
+        device: what.to_string(),
+        message,
+    })
 }

@@ -12,12 +12,13 @@ use burn::nn::{
 use burn::tensor::backend::Backend;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Int, Tensor, activation};
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::config::{Activation, BertConfig};
+use crate::tokenizer::Batch;
 
 /// `transformers`' `initializer_range` default: weights ~ N(0, 0.02) when a model is made from scratch.
-fn init() -> Initializer {
+pub(crate) fn init() -> Initializer {
     Initializer::Normal {
         mean: 0.0,
         std: 0.02,
@@ -176,10 +177,27 @@ impl<B: Backend> BertIntermediate<B> {
 /// The hidden activation of `config.json`'s `hidden_act`.
 pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) -> Tensor<B, D> {
     match act {
+        Activation::Gelu if needs_exact_gelu_grad::<B>(&x.device()) => {
+            // 0.5 x (1 + erf(x / sqrt 2)): autodiff of erf gives the exact gradient.
+            let cdf = x
+                .clone()
+                .div_scalar(std::f64::consts::SQRT_2)
+                .erf()
+                .add_scalar(1.0);
+            x * cdf.mul_scalar(0.5)
+        }
         Activation::Gelu => activation::gelu(x),
         Activation::GeluNew => activation::gelu_approximate(x),
         Activation::Relu => activation::relu(x),
     }
+}
+
+/// Whether exact GELU must be built from `erf` to train right on this backend. burn's default
+/// `gelu_backward`, which the cubecl backends (wgpu, CUDA) use in burn 0.21, differentiates the tanh
+/// approximation even for exact GELU (gradients off by up to ~2e-3; the wgpu test found it).
+/// burn-flex has an exact fused backward, so the CPU keeps the one-op path; inference always does.
+fn needs_exact_gelu_grad<B: Backend>(device: &B::Device) -> bool {
+    B::ad_enabled(device) && !B::name(device).contains("flex")
 }
 
 /// `BertLayer`: attention, then the feed-forward block (post-LayerNorm).
@@ -264,6 +282,14 @@ struct Mask<B: Backend> {
     masked: Tensor<B, 4, burn::tensor::Bool>,
 }
 
+/// Query rows the last layer of [`BertModel::forward_cls`] computes. One would do, but a single row
+/// makes the attention products vector-matrix products, and cubecl's matmul autotune (cubek-matmul
+/// 0.2, burn 0.21) caches a vector-matrix kernel under a key that ignores whether the key length is
+/// a multiple of the GPU's plane size, then runs it where it cannot ("Rhs dimension n=11 must be a
+/// multiple of plane size 8"). Two rows make them ordinary matrix products; rows do not interact,
+/// so `[CLS]`'s values are the same.
+pub const CLS_ROWS: usize = 2;
+
 /// `BertModel`: embeddings, encoder and the optional pooler.
 #[derive(Module, Debug)]
 pub struct BertModel<B: Backend> {
@@ -278,6 +304,21 @@ pub struct BertInput<B: Backend> {
     pub input_ids: Tensor<B, 2, Int>,
     pub attention_mask: Tensor<B, 2, Int>,
     pub token_type_ids: Tensor<B, 2, Int>,
+}
+
+impl<B: Backend> BertInput<B> {
+    /// Moves a padded batch to the device (token types all 0: single sentences).
+    pub fn new(batch: &Batch, device: &B::Device) -> Self {
+        let shape = [batch.batch, batch.seq];
+        let tensor =
+            |v: &[i32]| Tensor::<B, 2, Int>::from_data(TensorData::new(v.to_vec(), shape), device);
+        let input_ids = tensor(&batch.input_ids);
+        BertInput {
+            token_type_ids: input_ids.zeros_like(),
+            input_ids,
+            attention_mask: tensor(&batch.attention_mask),
+        }
+    }
 }
 
 impl<B: Backend> BertModel<B> {
@@ -300,11 +341,12 @@ impl<B: Backend> BertModel<B> {
         self.forward_last_rows(input, None)
     }
 
-    /// As [`forward`](Self::forward), but the last layer computes only the first token: the last
-    /// hidden state is `[CLS]`'s alone, [batch, 1, hidden]. That is all the `cls` poolers read, and
-    /// it skips nearly all of the last layer (a sixth of MiniLM's work).
+    /// As [`forward`](Self::forward), but the last layer computes only the first [`CLS_ROWS`]
+    /// tokens: the last hidden state is [batch, 2, hidden], `[CLS]` first. That is all the `cls`
+    /// poolers read, and it skips nearly all of the last layer (a sixth of MiniLM's work).
     pub fn forward_cls(&self, input: BertInput<B>) -> Vec<Tensor<B, 3>> {
-        self.forward_last_rows(input, Some(1))
+        let seq = input.input_ids.dims()[1];
+        self.forward_last_rows(input, Some(CLS_ROWS.min(seq)))
     }
 
     fn forward_last_rows(&self, input: BertInput<B>, rows: Option<usize>) -> Vec<Tensor<B, 3>> {

@@ -12,9 +12,7 @@ use burn_store::{
 use crate::bert::BertModel;
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
-
-/// Weight files looked for in a model folder, in order of preference.
-pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+use crate::model_dir::weights_path;
 
 /// HF key -> our module path. `bert.` is the prefix of `BertFor*` checkpoints (KR-BERT's among them).
 fn hf_to_burn() -> KeyRemapper {
@@ -57,21 +55,6 @@ pub struct LoadReport {
     pub unexpected: Vec<String>,
     /// The file had no `pooler.*`: the model has no pooler.
     pub no_pooler: bool,
-}
-
-/// The weight file of a model folder (or the file itself).
-pub fn weights_path(path: &Path) -> Result<PathBuf> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    WEIGHT_FILES
-        .iter()
-        .map(|f| path.join(f))
-        .find(|p| p.is_file())
-        .ok_or_else(|| ModelError::Missing {
-            what: format!("weights: {} in the model folder", WEIGHT_FILES.join(" or ")),
-            path: path.to_path_buf(),
-        })
 }
 
 /// Loads a BERT checkpoint (HF key names, with or without `bert.`, legacy `gamma`/`beta` too) into a
@@ -211,11 +194,18 @@ pub fn save<B: Backend>(model: &BertModel<B>, config: &BertConfig, dir: &Path) -
             message: e.to_string(),
         })?;
     std::fs::rename(&tmp, &target).map_err(ModelError::io(&target))?;
-    let config_path = dir.join("config.json");
-    let tmp = dir.join(".config.json.tmp");
-    std::fs::write(&tmp, config.to_json() + "\n").map_err(ModelError::io(&tmp))?;
-    std::fs::rename(&tmp, &config_path).map_err(ModelError::io(&config_path))?;
-    Ok(())
+    write_atomic(&dir.join("config.json"), &(config.to_json()? + "\n"))
+}
+
+/// Writes `text` to a temp file beside `path`, then renames it into place.
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).map_err(ModelError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(ModelError::io(path))
 }
 
 #[cfg(test)]

@@ -119,16 +119,13 @@ impl BertConfig {
     }
 
     /// Writes the config as `transformers` expects it (`model_type: bert`, `architectures: [BertModel]`).
-    pub fn to_json(&self) -> String {
+    pub fn to_json(&self) -> Result<String> {
         let mut c = self.clone();
         c.extra.insert("model_type".into(), "bert".into());
         c.extra
             .insert("architectures".into(), serde_json::json!(["BertModel"]));
-        serde_json::to_string_pretty(&c).unwrap_or_default()
-    }
-
-    pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        serde_json::to_string_pretty(&c)
+            .map_err(|e| ModelError::Invalid(format!("config.json: {e}")))
     }
 }
 
@@ -147,7 +144,7 @@ mod tests {
             (c.hidden_act, c.layer_norm_eps, c.max_position_embeddings),
             (Activation::GeluNew, 1e-12, 512)
         );
-        let back: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&c.to_json().unwrap()).unwrap();
         assert_eq!(back["_name_or_path"], "x");
         assert_eq!(back["model_type"], "bert");
     }

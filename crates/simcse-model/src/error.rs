@@ -27,8 +27,8 @@ pub enum ModelError {
     Tokenizer { path: PathBuf, message: String },
     #[error("{0}")]
     Invalid(String),
-    #[error("Hugging Face Hub, {repo}: {message}")]
-    Hub { repo: String, message: String },
+    #[error("{device} is not usable: {message}")]
+    Device { device: String, message: String },
 }
 
 impl ModelError {

@@ -5,22 +5,23 @@
 //! Generic over burn backends. The CPU backend is burn-flex (see `backend`), CUDA is behind the
 //! `cuda` feature.
 
-pub mod alloc;
 pub mod backend;
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
-pub mod hub;
 pub mod loss;
 pub mod mlm;
+pub mod model_dir;
 pub mod pooler;
+pub mod rng;
 pub mod tokenizer;
 
 pub use bert::BertModel;
 pub use config::BertConfig;
 pub use encode::Encoder;
 pub use error::{ModelError, Result};
+pub use model_dir::ModelDir;
 pub use pooler::Pooler;
 pub use tokenizer::Tokenizer;

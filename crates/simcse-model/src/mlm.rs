@@ -7,13 +7,14 @@
 //! is not part of the exported encoder.
 
 use burn::module::Module;
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
-use crate::bert::activate;
+use crate::bert::{activate, init};
 use crate::config::{Activation, BertConfig};
 use crate::error::{ModelError, Result};
+use crate::rng::{splitmix64, uniform};
 use crate::tokenizer::{Batch, Tokenizer};
 
 /// `BertLMPredictionHead`: dense + activation + LayerNorm, then the projection onto the vocabulary.
@@ -31,10 +32,7 @@ impl<B: Backend> LmHead<B> {
     pub fn new(c: &BertConfig, device: &B::Device) -> Self {
         let linear = |d_in, d_out| {
             LinearConfig::new(d_in, d_out)
-                .with_initializer(Initializer::Normal {
-                    mean: 0.0,
-                    std: 0.02,
-                })
+                .with_initializer(init())
                 .init::<B>(device)
         };
         let zero_bias = |mut l: Linear<B>| {
@@ -83,22 +81,6 @@ pub struct MaskingRule {
     pub vocab_size: usize,
 }
 
-/// A uniform draw in [0, 1). The masking is a pure function of the seed, so a resumed run masks the
-/// same way.
-fn uniform(state: &mut u64) -> f64 {
-    (splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// SplitMix64: a tiny, well-mixed generator whose whole state is one u64, so what it draws is a
-/// pure function of the seed and resuming needs no saved RNG state (also the trainer's shuffle).
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 impl MaskingRule {
     /// The rule for `tokenizer`'s vocabulary; an error when it has no `[MASK]` token.
     pub fn for_tokenizer(tokenizer: &Tokenizer, probability: f64) -> Result<Self> {
@@ -122,7 +104,8 @@ impl MaskingRule {
 
     /// Masks `batch` (padding included in the special ids, so it is never chosen): each token is
     /// chosen with `probability`; a chosen token becomes `[MASK]` (80%), a random id (10%) or stays
-    /// (10%), exactly the official collator's `mask_tokens`.
+    /// (10%), exactly the official collator's `mask_tokens`. A pure function of the seed, so a
+    /// resumed run masks the same way.
     pub fn apply(&self, batch: &Batch, seed: u64) -> MaskedBatch {
         let mut state = seed;
         let mut input_ids = batch.input_ids.clone();

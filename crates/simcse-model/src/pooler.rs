@@ -4,7 +4,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::BertModel;
+use crate::bert::{BertInput, BertModel};
 use crate::error::{ModelError, Result};
 
 /// How a sentence embedding is read off BERT's hidden states.
@@ -20,8 +20,9 @@ pub enum Pooler {
     Avg,
     /// Mean over real tokens of the average of the last two layers.
     AvgTop2,
-    /// Mean over real tokens of the average of the embedding output (`hidden_states[0]`, as in
-    /// SimCSE's `models.py`; its later `evaluation.py` uses the first layer instead) and the last layer.
+    /// Mean over real tokens of the average of the embedding output (`hidden_states[0]`) and the
+    /// last layer: what the official `models.py` computed until commit 206d7ae (2022), which moved
+    /// both it and `evaluation.py` to the first layer's output (`hidden_states[1]`).
     AvgFirstLast,
 }
 
@@ -55,13 +56,25 @@ impl Pooler {
     pub fn hidden<B: Backend>(
         self,
         model: &BertModel<B>,
-        input: crate::bert::BertInput<B>,
+        input: BertInput<B>,
     ) -> Vec<Tensor<B, 3>> {
         if self.reads_only_cls() {
             model.forward_cls(input)
         } else {
             model.forward(input)
         }
+    }
+
+    /// The pooled embeddings of a batch, [batch, hidden]: the hidden states this pooler needs, then
+    /// the pooling.
+    pub fn embed<B: Backend>(
+        self,
+        model: &BertModel<B>,
+        input: BertInput<B>,
+    ) -> Result<Tensor<B, 2>> {
+        let mask = input.attention_mask.clone();
+        let hidden = self.hidden(model, input);
+        self.pool(model, &hidden, mask)
     }
 
     /// Pools `hidden` (the hidden states as [`Pooler::hidden`] returns them) to [batch, hidden].

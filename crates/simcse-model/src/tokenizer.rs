@@ -176,10 +176,6 @@ impl Tokenizer {
         &self.source
     }
 
-    pub fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
     /// Ids of the special tokens (`transformers`' `all_special_ids`): BERT's five by name where the
     /// vocabulary has them, and any added token marked special in tokenizer.json.
     pub fn special_ids(&self) -> Vec<u32> {

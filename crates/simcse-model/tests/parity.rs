@@ -76,7 +76,7 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
     }
     // The `cls` poolers' shortcut, only [CLS] through the last layer, gives the same embeddings.
     let short = model.forward_cls(tiny_input::<B>(&expected, &device));
-    assert_eq!(short[2].dims(), [3, 1, 32]);
+    assert_eq!(short[2].dims(), [3, simcse_model::bert::CLS_ROWS, 32]);
     for p in [Pooler::Cls, Pooler::ClsBeforePooler] {
         let got = values(p.pool(&model, &short, mask.clone()).unwrap());
         let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
@@ -124,6 +124,25 @@ fn training_attention_path_matches_with_dropout_off() {
     c.hidden_dropout_prob = 0.0;
     c.attention_probs_dropout_prob = 0.0;
     check_tiny::<CpuTrain>(&fixtures().join("tiny"), &c);
+}
+
+/// The GPU code path (burn's cubecl kernels through wgpu; Mesa lavapipe in CI): the same fixtures
+/// and tolerance (1e-4) as on the CPU, inference and training attention paths.
+#[cfg(feature = "wgpu")]
+#[test]
+fn tiny_bert_matches_pytorch_on_wgpu() {
+    use simcse_model::backend::{Wgpu, WgpuTrain};
+    if !simcse_testkit::gpu_ready::<Wgpu>() {
+        return;
+    }
+    let mut c = tiny_config();
+    let inference = check_tiny::<Wgpu>(&fixtures().join("tiny"), &c);
+    c.hidden_dropout_prob = 0.0;
+    c.attention_probs_dropout_prob = 0.0;
+    let training = check_tiny::<WgpuTrain>(&fixtures().join("tiny"), &c);
+    println!(
+        "wgpu: max abs diff vs PyTorch {inference:.2e} (inference), {training:.2e} (autodiff)"
+    );
 }
 
 #[test]
@@ -369,4 +388,33 @@ fn mlm_head_and_loss_match_pytorch() {
         (got - want).abs() <= 1e-5,
         "MLM loss {got} vs PyTorch {want}"
     );
+}
+
+/// GELU's gradient on the GPU code path equals burn-flex's exact one (burn's default backward
+/// differentiates the tanh approximation: off by ~2e-3 before `activate` built GELU from erf).
+#[cfg(feature = "wgpu")]
+#[test]
+fn gelu_gradient_is_exact_on_wgpu() {
+    use burn::tensor::Distribution;
+    use burn::tensor::backend::AutodiffBackend;
+    use simcse_model::backend::{Wgpu, WgpuTrain, check_device};
+    use simcse_model::bert::activate;
+    use simcse_model::config::Activation;
+    let check = check_device::<Wgpu>(&Default::default(), "wgpu").map_err(|e| e.to_string());
+    if !simcse_testkit::wgpu_ready(check) {
+        return;
+    }
+    let x = Tensor::<Cpu, 2>::random([8, 64], Distribution::Normal(0.0, 2.0), &Default::default());
+    fn grad<B: AutodiffBackend>(x: TensorData) -> (Vec<f32>, Vec<f32>) {
+        let x = Tensor::<B, 2>::from_data(x, &Default::default()).require_grad();
+        let y = activate(Activation::Gelu, x.clone());
+        let w = y.clone().mul_scalar(0.0).add_scalar(1.0).cumsum(1); // distinct weights per column
+        let g = x.grad(&(y.clone() * w.detach()).sum().backward()).unwrap();
+        (values(y.inner()), values(g))
+    }
+    let (yf, gf) = grad::<CpuTrain>(x.to_data());
+    let (yg, gg) = grad::<WgpuTrain>(x.into_data());
+    let (dy, dg) = (max_abs_diff(&yf, &yg), max_abs_diff(&gf, &gg));
+    println!("GELU wgpu vs flex: forward {dy:.2e}, gradient {dg:.2e}");
+    assert!(dy <= 1e-5 && dg <= 1e-4, "forward {dy}, gradient {dg}");
 }

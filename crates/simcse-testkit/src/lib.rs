@@ -1,4 +1,4 @@
-//! Where the tests find their inputs, in one place.
+//! Where the tests find their inputs, and the setup they share, in one place.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,4 +54,45 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
+}
+
+/// The prepare stage's artifacts (KorNLI triples, STS sets under `sts/`) from the public data
+/// mirror, in a temp folder.
+pub fn prepared() -> tempfile::TempDir {
+    let out = tempfile::tempdir().unwrap();
+    simcse_data::prepare::run(&simcse_data::prepare::Options {
+        raw_dir: shared_data(),
+        out_dir: out.path().into(),
+        triples: simcse_data::kornli::TripleRule::PerEntailment,
+        require_all: false,
+        strict: false,
+    })
+    .unwrap();
+    out
+}
+
+/// Whether the tests of the GPU code path should run on backend `B` (wgpu): its default device
+/// answers; see [`wgpu_ready`] for what happens when it does not.
+pub fn gpu_ready<B: burn::tensor::backend::Backend>() -> bool {
+    let check = simcse_model::backend::check_device::<B>(&Default::default(), "the wgpu device");
+    wgpu_ready(check.map_err(|e| e.to_string()))
+}
+
+/// Whether the tests of the GPU code path on wgpu should run, given the device check's result.
+/// Without a usable adapter (no Vulkan driver: `apt-get install mesa-vulkan-drivers` gives Mesa's
+/// lavapipe, which runs on the CPU) they are skipped with a message, unless `SIMCSE_REQUIRE_WGPU`
+/// is set, as CI sets it: there a missing adapter is a failure.
+pub fn wgpu_ready(check: Result<(), String>) -> bool {
+    match check {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("SIMCSE_REQUIRE_WGPU").is_some() => {
+            panic!("SIMCSE_REQUIRE_WGPU is set but wgpu has no usable adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: no wgpu adapter ({e}); install mesa-vulkan-drivers to run this test"
+            );
+            false
+        }
+    }
 }

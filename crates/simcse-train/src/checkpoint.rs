@@ -82,7 +82,7 @@ pub fn save<B: AutodiffBackend>(
         .map_err(|e| record_error(&tmp, e))?;
     Recorder::<B>::record(&rec, optim.to_record(), tmp.join("optimizer"))
         .map_err(|e| record_error(&tmp, e))?;
-    let json = serde_json::to_string_pretty(state).unwrap_or_default() + "\n";
+    let json = serde_json::to_string_pretty(state).map_err(|e| record_error(&tmp, e))? + "\n";
     std::fs::write(tmp.join("state.json"), json).map_err(TrainError::io(&tmp))?;
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;

@@ -1,11 +1,13 @@
-//! `TrainConfig`: a TOML file (configs/*.toml) with every key overridable from the command line.
+//! `TrainConfig`: every setting of a run, read from a TOML file (configs/*.toml) with keys
+//! overridden by typed values (the binary's command-line options).
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use simcse_model::Pooler;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Each sentence twice through dropout; the other view is the positive.
@@ -14,8 +16,20 @@ pub enum Mode {
     Sup,
 }
 
+impl Mode {
+    /// Sentences an example puts into a batch: two dropout views of one sentence (unsup), or
+    /// anchor, positive and hard negative (sup).
+    pub fn views(self) -> usize {
+        match self {
+            Mode::Unsup => 2,
+            Mode::Sup => 3,
+        }
+    }
+}
+
 /// Where the pooler MLP (SimCSE's `mlp`, BERT's `pooler`) starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum MlpInit {
     /// The checkpoint's pooler weights (a fresh MLP if it has none).
@@ -140,34 +154,23 @@ impl TrainConfig {
         normalise(self) == normalise(other)
     }
 
-    /// Reads a TOML config, then applies `overrides` (`key = value` pairs, values in TOML syntax; a
-    /// value that is not valid TOML is taken as a string, so paths need no quotes).
-    pub fn load(file: Option<&Path>, overrides: &[(String, String)]) -> anyhow::Result<Self> {
+    /// Reads a TOML config (`None`: the defaults), then sets the keys of `overrides` (values of
+    /// the keys' own types, e.g. the command line's typed options serialised).
+    pub fn load(file: Option<&Path>, overrides: toml::Table) -> Result<Self, ConfigError> {
+        let name = file.map_or_else(|| "the command line".into(), |f| f.display().to_string());
+        let error = |message: String| ConfigError {
+            file: name.clone(),
+            message,
+        };
         let mut table: toml::Table = match file {
-            Some(f) => {
-                let text = std::fs::read_to_string(f)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-                text.parse()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
-            }
+            Some(f) => std::fs::read_to_string(f)
+                .map_err(|e| error(e.to_string()))?
+                .parse()
+                .map_err(|e: toml::de::Error| error(e.to_string()))?,
             None => toml::Table::new(),
         };
-        for (key, raw) in overrides {
-            let key = key.replace('-', "_");
-            let value = format!("v = {raw}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(raw.clone()));
-            table.insert(key, value);
-        }
-        let config: TrainConfig = table.try_into().map_err(|e| {
-            anyhow::anyhow!(
-                "config{}: {e}",
-                file.map(|f| format!(" {}", f.display()))
-                    .unwrap_or_default()
-            )
-        })?;
+        table.extend(overrides);
+        let config: TrainConfig = table.try_into().map_err(|e| error(e.to_string()))?;
         Ok(config.with_default_paths())
     }
 
@@ -189,14 +192,14 @@ impl TrainConfig {
             self.pooler
         }
     }
+}
 
-    /// Sentences per example: 2 views (unsup) or anchor, positive, negative (sup).
-    pub fn sentences_per_example(&self) -> usize {
-        match self.mode {
-            Mode::Unsup => 2,
-            Mode::Sup => 3,
-        }
-    }
+/// A config file that does not parse, or a key with a value of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("config {file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
 }
 
 #[cfg(test)]
@@ -204,19 +207,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn overrides_take_toml_values_and_bare_strings() {
-        let o = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let c = TrainConfig::load(
-            None,
-            &[
-                o("mode", "unsup"),
-                o("batch-size", "64"),
-                o("learning_rate", "3e-5"),
-                o("init", "/models/kr-bert"),
-                o("pooler", "avg"),
-            ],
-        )
-        .unwrap();
+    fn overrides_are_typed_and_unknown_keys_are_errors() {
+        let overrides: toml::Table = toml::toml! {
+            mode = "unsup"
+            batch_size = 64
+            learning_rate = 3e-5
+            init = "/models/kr-bert"
+            pooler = "avg"
+        };
+        let c = TrainConfig::load(None, overrides).unwrap();
         assert_eq!(
             (c.mode, c.batch_size, c.learning_rate, c.pooler),
             (Mode::Unsup, 64, 3e-5, Pooler::Avg)
@@ -226,9 +225,16 @@ mod tests {
             c.train_file,
             PathBuf::from("data/processed/wiki_sentences.parquet")
         );
-        let err = TrainConfig::load(None, &[o("batch_sise", "1")])
+        let err = TrainConfig::load(None, toml::toml! { batch_sise = 1 })
             .unwrap_err()
             .to_string();
         assert!(err.contains("batch_sise"), "{err}");
+        let err = TrainConfig::load(None, toml::toml! { batch_size = "many" })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("batch_size") || err.contains("integer"),
+            "{err}"
+        );
     }
 }

@@ -1,28 +1,88 @@
-//! Training examples, the seeded shuffle, and batches tokenized ahead of the step on another thread.
+//! The training corpus, the seeded shuffle, and batches tokenized ahead of the step on another thread.
 
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use simcse_model::mlm::splitmix64;
+use simcse_artifact::Triple;
+use simcse_model::rng::splitmix64;
 use simcse_model::tokenizer::{Batch, Tokenizer};
 
 use crate::config::{Mode, TrainConfig};
 
-/// One example's sentences: [sentence] (unsup) or [anchor, positive, negative] (sup).
-pub type Example = Vec<String>;
+/// The examples of a run, typed by mode.
+pub enum Corpus {
+    /// Sentences; each is seen twice, through two dropout masks.
+    Unsup(Vec<String>),
+    /// (anchor, entailment, contradiction) triples.
+    Sup(Vec<Triple>),
+}
 
-/// Reads the corpus of `config.mode` from `config.train_file`.
-pub fn load(config: &TrainConfig) -> simcse_data::Result<Vec<Example>> {
-    Ok(match config.mode {
-        Mode::Sup => simcse_data::artifact::read_triples(&config.train_file)?
-            .into_iter()
-            .map(|(t, _)| vec![t.anchor, t.positive, t.negative])
-            .collect(),
-        Mode::Unsup => simcse_data::artifact::read_sentence_texts(&config.train_file)?
-            .into_iter()
-            .map(|s| vec![s])
-            .collect(),
-    })
+impl Corpus {
+    /// Reads the corpus of `config.mode` from `config.train_file`.
+    pub fn load(config: &TrainConfig) -> simcse_artifact::Result<Self> {
+        Ok(match config.mode {
+            Mode::Sup => Corpus::Sup(
+                simcse_artifact::read_triples(&config.train_file)?
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .collect(),
+            ),
+            Mode::Unsup => Corpus::Unsup(simcse_artifact::read_sentence_texts(&config.train_file)?),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Corpus::Unsup(s) => s.len(),
+            Corpus::Sup(t) => t.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sentences of the examples `idx`, view by view (see [`TrainBatch`]).
+    fn views<'a>(&'a self, idx: &[usize]) -> Vec<&'a str> {
+        match self {
+            Corpus::Unsup(s) => {
+                let one: Vec<&str> = idx.iter().map(|&i| s[i].as_str()).collect();
+                [one.clone(), one].concat()
+            }
+            Corpus::Sup(t) => {
+                let col = |f: fn(&Triple) -> &str| idx.iter().map(move |&i| f(&t[i]));
+                col(|t| &t.anchor)
+                    .chain(col(|t| &t.positive))
+                    .chain(col(|t| &t.negative))
+                    .collect()
+            }
+        }
+    }
+
+    /// Tokenizes the examples `idx` into one padded batch.
+    pub fn batch(
+        &self,
+        tokenizer: &Tokenizer,
+        idx: &[usize],
+        max_len: usize,
+    ) -> simcse_model::Result<TrainBatch> {
+        let sentences = self.views(idx);
+        let ids = tokenizer.encode(&sentences, max_len)?;
+        let rows: Vec<_> = ids.iter().collect();
+        Ok(TrainBatch {
+            tokens: tokenizer.pad(&rows),
+            examples: idx.len(),
+            views: sentences.len() / idx.len().max(1),
+        })
+    }
+}
+
+/// A batch ready for the device: `views` rows per example, view-major: row `v * examples + i` is
+/// view `v` of example `i` (unsup: the batch twice; sup: anchors, then positives, then negatives).
+pub struct TrainBatch {
+    pub tokens: Batch,
+    pub examples: usize,
+    pub views: usize,
 }
 
 /// The example order of `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch).
@@ -46,53 +106,18 @@ pub fn epoch_batches(n: usize, config: &TrainConfig, epoch: usize) -> Vec<Vec<us
         .collect()
 }
 
-/// A batch ready for the device: all of its sentences padded together, row-major by example:
-/// unsup rows are [s0, s1, ..., s0, s1, ...] (the batch twice), sup rows are anchors, then
-/// positives, then negatives.
-pub struct TrainBatch {
-    pub tokens: Batch,
-    pub examples: usize,
-}
-
-/// Tokenizes one batch of examples.
-pub fn tokenize(
-    tokenizer: &Tokenizer,
-    examples: &[&Example],
-    mode: Mode,
-    max_len: usize,
-) -> simcse_model::Result<TrainBatch> {
-    let columns: Vec<&str> = match mode {
-        Mode::Unsup => examples
-            .iter()
-            .map(|e| e[0].as_str())
-            .chain(examples.iter().map(|e| e[0].as_str()))
-            .collect(),
-        Mode::Sup => (0..3)
-            .flat_map(|c| examples.iter().map(move |e| e[c].as_str()))
-            .collect(),
-    };
-    let ids = tokenizer.encode(&columns, max_len)?;
-    let rows: Vec<_> = ids.iter().collect();
-    Ok(TrainBatch {
-        tokens: tokenizer.pad(&rows),
-        examples: examples.len(),
-    })
-}
-
 /// Tokenizes `batches` on a background thread, at most `ahead` batches ahead of the consumer.
 pub fn prefetch(
-    examples: Arc<Vec<Example>>,
+    corpus: Arc<Corpus>,
     batches: Vec<Vec<usize>>,
     tokenizer: Tokenizer,
-    mode: Mode,
     max_len: usize,
     ahead: usize,
 ) -> Receiver<simcse_model::Result<TrainBatch>> {
     let (tx, rx) = sync_channel(ahead.max(1));
     std::thread::spawn(move || {
         for idx in batches {
-            let refs: Vec<&Example> = idx.iter().map(|&i| &examples[i]).collect();
-            if tx.send(tokenize(&tokenizer, &refs, mode, max_len)).is_err() {
+            if tx.send(corpus.batch(&tokenizer, &idx, max_len)).is_err() {
                 return; // the trainer stopped
             }
         }
@@ -130,5 +155,18 @@ mod tests {
         );
         c.drop_last = true;
         assert_eq!(epoch_batches(10, &c, 0).len(), 2);
+    }
+
+    #[test]
+    fn batches_are_view_major() {
+        let t = |a: &str, p: &str, n: &str| Triple {
+            anchor: a.into(),
+            positive: p.into(),
+            negative: n.into(),
+        };
+        let sup = Corpus::Sup(vec![t("a0", "p0", "n0"), t("a1", "p1", "n1")]);
+        assert_eq!(sup.views(&[1, 0]), ["a1", "a0", "p1", "p0", "n1", "n0"]);
+        let unsup = Corpus::Unsup(vec!["x".into(), "y".into()]);
+        assert_eq!(unsup.views(&[1, 0]), ["y", "x", "y", "x"]);
     }
 }

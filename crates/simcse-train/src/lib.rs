@@ -5,8 +5,9 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;
+pub mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{Mode, TrainConfig};
-pub use trainer::{TrainError, Trainer};
+pub use trainer::{StepOutput, TrainError, Trainer};

@@ -1,7 +1,6 @@
 //! The training loop: SimCSE objective, AdamW with warmup + linear decay and global-norm clipping,
 //! periodic dev evaluation through `simcse-eval`, the best model exported in the Hugging Face layout.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,28 +12,31 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use simcse_data::sts::StsPair;
+use simcse_artifact::StsPair;
 use simcse_eval::StsScore;
-use simcse_model::bert::{BertModel, BertPooler};
-use simcse_model::encode::to_input;
+use simcse_model::bert::{BertInput, BertModel, BertPooler};
 use simcse_model::loss::simcse_loss;
 use simcse_model::mlm::{LmHead, MaskingRule, mlm_loss};
-use simcse_model::{BertConfig, Encoder, Tokenizer, checkpoint};
+use simcse_model::model_dir::{self, SimcseSettings};
+use simcse_model::{BertConfig, Encoder, ModelDir, Tokenizer};
 
-use crate::checkpoint::{self as run_checkpoint, State};
+use crate::checkpoint::{self, State};
 use crate::clip::clip_global_norm;
-use crate::config::{MlpInit, Mode, TrainConfig};
-use crate::data::{self, TrainBatch};
-use crate::schedule::{learning_rate, warmup_steps};
+use crate::config::{ConfigError, MlpInit, Mode, TrainConfig};
+use crate::data::{self, Corpus, TrainBatch};
+use crate::run_dir::RunDir;
+use crate::schedule::Plan;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
     Model(#[from] simcse_model::ModelError),
     #[error(transparent)]
-    Data(#[from] simcse_data::DataError),
+    Artifact(#[from] simcse_artifact::ArtifactError),
     #[error(transparent)]
     Eval(#[from] simcse_eval::EvalError),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigError),
     #[error(
         "the loss became {loss} at update {step}: training stopped (the best model so far is kept in {best})"
     )]
@@ -56,7 +58,7 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    /// Wraps an I/O error with the path it concerns (as `simcse_data::DataError::io`).
+    /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| TrainError::Io { path, source }
@@ -66,7 +68,7 @@ impl TrainError {
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 /// What a finished run reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub updates: usize,
     pub losses: Vec<f32>,
@@ -90,6 +92,16 @@ pub struct BatchLoss<B: Backend> {
     pub mlm: Option<Tensor<B, 1>>,
 }
 
+/// What one update measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutput {
+    /// The loss before the update (contrastive, plus `mlm_weight` x MLM with `do_mlm`).
+    pub loss: f32,
+    pub mlm_loss: Option<f32>,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f64,
+}
+
 pub struct Trainer<B: AutodiffBackend> {
     pub model: BertModel<B>,
     /// The MLM head (`do_mlm`), trained with the model, never exported.
@@ -100,29 +112,25 @@ pub struct Trainer<B: AutodiffBackend> {
     pub tokenizer: Tokenizer,
     pub config: TrainConfig,
     optim: OptimizerAdaptor<AdamW, Trainable<B>, B>,
-    /// The MLM loss of the last update.
-    pub last_mlm_loss: Option<f32>,
     device: B::Device,
     /// Updates done so far.
     pub step: usize,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
-    /// Loads `config.init` (config.json with the dropout override, weights, tokenizer) and sets up the
-    /// pooler MLP and the optimizer.
+    /// Loads `config.init` (see [`ModelDir`]) with the dropout override and sets up the pooler MLP
+    /// and the optimizer.
     pub fn new(config: TrainConfig, device: &B::Device) -> Result<Self> {
-        let mut bert_config = BertConfig::from_file(&config.init.join("config.json"))?;
+        let mut init = ModelDir::open(&config.init)?;
         if let Some(p) = config.dropout {
-            bert_config.hidden_dropout_prob = p;
-            bert_config.attention_probs_dropout_prob = p;
+            init.config.hidden_dropout_prob = p;
+            init.config.attention_probs_dropout_prob = p;
         }
-        let tokenizer = Tokenizer::from_dir(&config.init)?;
-        let (model, _) = checkpoint::load::<B>(&config.init, &bert_config, device)?;
-        Self::from_parts(model, bert_config, tokenizer, config, device)
+        let model = init.load::<B>(device)?;
+        Self::from_parts(model, init.config, init.tokenizer, config, device)
     }
 
-    /// A trainer around a model in memory.
-    pub fn from_parts(
+    fn from_parts(
         mut model: BertModel<B>,
         bert_config: BertConfig,
         tokenizer: Tokenizer,
@@ -134,7 +142,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         {
             model.pooler = Some(BertPooler::new(bert_config.hidden_size, device));
         }
-        let optim = fresh_optimizer(&config);
         let (lm_head, masking) = if config.do_mlm {
             (
                 Some(LmHead::new(&bert_config, device)),
@@ -150,11 +157,10 @@ impl<B: AutodiffBackend> Trainer<B> {
             model,
             lm_head,
             masking,
-            last_mlm_loss: None,
             bert_config,
             tokenizer,
+            optim: fresh_optimizer(&config),
             config,
-            optim,
             device: device.clone(),
             step: 0,
         })
@@ -178,7 +184,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let masked = rule.apply(&batch.tokens, mask_seed);
         let mut tokens = batch.tokens.clone();
         tokens.input_ids = masked.input_ids.clone();
-        let hidden = self.model.forward(to_input::<B>(&tokens, &self.device));
+        let hidden = self.model.forward(BertInput::new(&tokens, &self.device));
         let last = hidden
             .into_iter()
             .last()
@@ -192,52 +198,58 @@ impl<B: AutodiffBackend> Trainer<B> {
     }
 
     fn contrastive_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
-        let input = to_input::<B>(&batch.tokens, &self.device);
-        let mask = input.attention_mask.clone();
-        let hidden = self.config.pooler.hidden(&self.model, input);
-        let pooled = self.config.pooler.pool(&self.model, &hidden, mask)?;
-        let n = batch.examples;
-        let h = pooled.dims()[1];
-        let part = |k: usize| pooled.clone().slice([k * n..(k + 1) * n, 0..h]);
-        let z3 = (self.config.mode == Mode::Sup).then(|| part(2));
+        let pooled = self
+            .config
+            .pooler
+            .embed(&self.model, BertInput::new(&batch.tokens, &self.device))?;
+        let mut views = pooled.chunk(batch.views, 0).into_iter();
+        let (Some(z1), Some(z2)) = (views.next(), views.next()) else {
+            return Err(TrainError::Config(format!(
+                "a batch needs two views per example, got {}",
+                batch.views
+            )));
+        };
+        let z3 = views.next().filter(|_| self.config.mode == Mode::Sup);
         Ok(simcse_loss(
-            part(0),
-            part(1),
+            z1,
+            z2,
             z3,
             self.config.temperature,
             self.config.hard_negative_weight,
         ))
     }
 
-    /// One update at learning rate `lr`; returns the loss before the update. Dropout is seeded from
-    /// (seed, update), so a run is reproducible update by update.
-    pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<f32> {
+    /// One update at learning rate `lr`. Dropout and masking are seeded from (seed, update), so a
+    /// run is reproducible update by update.
+    pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<StepOutput> {
         let seed = self
             .config
             .seed
             .wrapping_mul(1_000_003)
             .wrapping_add(self.step as u64);
         B::seed(&self.device, seed);
-        let BatchLoss { total: loss, mlm } = self.losses(batch, seed)?;
-        self.last_mlm_loss = mlm.map(|m| m.into_scalar().elem());
-        let value: f32 = loss.clone().into_scalar().elem();
-        if !value.is_finite() {
+        let BatchLoss { total, mlm } = self.losses(batch, seed)?;
+        let loss: f32 = total.clone().into_scalar().elem();
+        if !loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
-                loss: value,
+                loss,
                 best: self.config.out.join("model").display().to_string(),
             });
         }
+        let mlm_loss = mlm.map(|m| m.into_scalar().elem());
         let trainable = self.trainable();
-        let mut grads = GradientsParams::from_grads(loss.backward(), &trainable);
-        if self.config.max_grad_norm > 0.0 {
-            clip_global_norm(&trainable, &mut grads, self.config.max_grad_norm);
-        }
+        let mut grads = GradientsParams::from_grads(total.backward(), &trainable);
+        let grad_norm = clip_global_norm(&trainable, &mut grads, self.config.max_grad_norm);
         let Trainable { bert, lm_head } = self.optim.step(lr, trainable, grads);
         self.model = bert;
         self.lm_head = lm_head;
         self.step += 1;
-        Ok(value)
+        Ok(StepOutput {
+            loss,
+            mlm_loss,
+            grad_norm,
+        })
     }
 
     fn trainable(&self) -> Trainable<B> {
@@ -260,39 +272,27 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(simcse_eval::score_pairs(&enc, pairs)?)
     }
 
-    /// Writes the model in the Hugging Face layout, the tokenizer files of `init`, and `simcse.json`.
+    /// Writes the model folder (see [`model_dir::save`]) with the tokenizer files of `init`.
     pub fn export(&self, dir: &Path) -> Result<()> {
-        checkpoint::save(&self.model.valid(), &self.bert_config, dir)?;
-        for f in [
-            "vocab.txt",
-            "tokenizer.json",
-            "tokenizer_config.json",
-            "special_tokens_map.json",
-        ] {
-            let src = self.config.init.join(f);
-            if src.is_file() {
-                std::fs::copy(&src, dir.join(f)).map_err(TrainError::io(&src))?;
-            }
-        }
-        let settings = serde_json::json!({
-            "pooler": self.config.eval_pooler(),
-            "max_len": self.config.eval_max_len,
+        let extra = serde_json::json!({
             "temperature": self.config.temperature,
             "mode": self.config.mode,
             "trained_with": format!("simcse-train {}", env!("CARGO_PKG_VERSION")),
         });
-        let path = dir.join("simcse.json");
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&settings).unwrap_or_default() + "\n",
-        )
-        .map_err(TrainError::io(path))
+        let settings = SimcseSettings {
+            pooler: self.config.eval_pooler(),
+            max_len: Some(self.config.eval_max_len),
+            extra: extra.as_object().cloned().unwrap_or_default(),
+        };
+        let model = self.model.valid();
+        model_dir::save(&model, &self.bert_config, &self.config.init, &settings, dir)?;
+        Ok(())
     }
 
     /// Loads a checkpoint written by [`Trainer::fit`]: weights, optimizer state and position. Refuses
     /// one made under a different training configuration.
     pub fn restore(&mut self, ckpt: &Path) -> Result<State> {
-        let (trainable, optim, state) = run_checkpoint::load(
+        let (trainable, optim, state) = checkpoint::load(
             ckpt,
             self.trainable(),
             std::mem::replace(&mut self.optim, fresh_optimizer(&self.config)),
@@ -319,7 +319,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             best: summary.best,
             config: self.config.clone(),
         };
-        let dir = run_checkpoint::save(
+        let dir = checkpoint::save(
             &self.config.out,
             &self.trainable(),
             &self.optim,
@@ -327,6 +327,36 @@ impl<B: AutodiffBackend> Trainer<B> {
             self.config.save_total_limit,
         )?;
         tracing::info!("checkpoint {}", dir.display());
+        Ok(())
+    }
+
+    /// Scores the model on the dev set, logs it, and exports it when it is the best so far; with no
+    /// dev set, exports it.
+    fn evaluate_and_keep_best(
+        &self,
+        dev: Option<&[StsPair]>,
+        run: &mut RunDir,
+        summary: &mut Summary,
+    ) -> Result<()> {
+        let Some(dev) = dev else {
+            return self.export(&run.model());
+        };
+        let score = self.evaluate(dev)?;
+        run.log(serde_json::json!({"step": self.step, "eval": {"set": self.config.dev_file, "spearman": score.spearman, "pearson": score.pearson}}))?;
+        tracing::info!(
+            "update {}: dev Spearman {:.2} Pearson {:.2}",
+            self.step,
+            score.spearman,
+            score.pearson
+        );
+        summary.evals.push((self.step, score));
+        if summary
+            .best
+            .is_none_or(|(_, b)| score.spearman > b.spearman)
+        {
+            summary.best = Some((self.step, score));
+            self.export(&run.model())?;
+        }
         Ok(())
     }
 
@@ -342,158 +372,98 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// and learning rates, so on CPU the result equals an uninterrupted run's.
     pub fn fit_from(&mut self, resume: Option<&Path>) -> Result<Summary> {
         let c = self.config.clone();
-        let examples = Arc::new(data::load(&c)?);
-        if examples.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{}: no training examples",
-                c.train_file.display()
-            )));
-        }
-        // No dev set: nothing is evaluated during training and the last model is exported.
-        let dev = if c.dev_file.as_os_str().is_empty() {
-            None
-        } else {
-            Some(simcse_data::artifact::read_sts(&c.dev_file)?)
-        };
-        let per_epoch = data::epoch_batches(examples.len(), &c, 0).len();
-        let total = if c.max_steps > 0 {
-            c.max_steps
-        } else {
-            per_epoch * c.epochs
-        };
-        let warmup = warmup_steps(c.warmup_ratio, total);
-        std::fs::create_dir_all(&c.out).map_err(TrainError::io(&c.out))?;
-        let mut summary = Summary {
-            updates: 0,
-            losses: vec![],
-            evals: vec![],
-            best: None,
-            seconds: 0.0,
-            sentences_per_second: 0.0,
-        };
-        let metrics_path = c.out.join("metrics.jsonl");
-        let mut kept_metrics = String::new();
+        let corpus = Arc::new(Corpus::load(&c)?);
+        let plan = Plan::new(corpus.len(), &c).ok_or_else(|| {
+            TrainError::Config(format!(
+                "{}: {} examples make no batch of {} (drop_last)",
+                c.train_file.display(),
+                corpus.len(),
+                c.batch_size
+            ))
+        })?;
+        let dev = dev_set(&c)?;
+        let mut summary = Summary::default();
         if let Some(ckpt) = resume {
             let state = self.restore(ckpt)?;
-            summary.evals = state.evals;
-            summary.best = state.best;
-            // Lines logged after the checkpoint are logged again by the resumed run.
-            let old = std::fs::read_to_string(&metrics_path).unwrap_or_default();
-            for line in old.lines() {
-                let step = serde_json::from_str::<serde_json::Value>(line)
-                    .ok()
-                    .and_then(|v| v["step"].as_u64());
-                if step.is_some_and(|s| s as usize <= self.step) {
-                    kept_metrics += line;
-                    kept_metrics.push('\n');
-                }
-            }
+            (summary.evals, summary.best) = (state.evals, state.best);
             tracing::info!("resuming {} at update {}", ckpt.display(), self.step);
         }
-        std::fs::write(
-            c.out.join("config.toml"),
-            toml::to_string(&c).unwrap_or_default(),
-        )
-        .map_err(TrainError::io(c.out.join("config.toml")))?;
-        std::fs::write(&metrics_path, kept_metrics).map_err(TrainError::io(&metrics_path))?;
-        let mut metrics = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&metrics_path)
-            .map_err(TrainError::io(&metrics_path))?;
-        let mut log = |v: serde_json::Value| {
-            let _ = writeln!(metrics, "{v}");
-        };
+        let mut run = RunDir::open(&c.out, &c, self.step)?;
         tracing::info!(
-            "{} examples, {per_epoch} batches per epoch, {total} updates ({warmup} warmup)",
-            examples.len()
+            "{} examples, {} batches per epoch, {} updates ({} warmup)",
+            plan.examples,
+            plan.per_epoch,
+            plan.total,
+            plan.warmup
         );
-        let bar = ProgressBar::new(total as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:30} {pos}/{len} updates {msg} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        let start = Instant::now();
-        let mut sentences = 0usize;
-        let eval = |t: &Self,
-                    summary: &mut Summary,
-                    log: &mut dyn FnMut(serde_json::Value)|
-         -> Result<()> {
-            let Some(dev) = &dev else {
-                return t.export(&c.out.join("model"));
-            };
-            let score = t.evaluate(dev)?;
-            log(
-                serde_json::json!({"step": t.step, "eval": {"set": c.dev_file, "spearman": score.spearman, "pearson": score.pearson}}),
-            );
-            tracing::info!(
-                "update {}: dev Spearman {:.2} Pearson {:.2}",
-                t.step,
-                score.spearman,
-                score.pearson
-            );
-            summary.evals.push((t.step, score));
-            if summary
-                .best
-                .is_none_or(|(_, b)| score.spearman > b.spearman)
-            {
-                summary.best = Some((t.step, score));
-                t.export(&c.out.join("model"))?;
-            }
-            Ok(())
-        };
-        let first_epoch = self.step / per_epoch.max(1);
-        'epochs: for epoch in first_epoch.. {
-            let mut batches = data::epoch_batches(examples.len(), &c, epoch);
-            if epoch == first_epoch {
-                batches.drain(..(self.step % per_epoch.max(1)).min(batches.len()));
-            }
-            let rx = data::prefetch(
-                examples.clone(),
-                batches,
-                self.tokenizer.clone(),
-                c.mode,
-                c.max_len,
-                c.prefetch,
-            );
-            for batch in rx {
-                if self.step >= total {
-                    break 'epochs;
-                }
-                let batch = batch?;
-                let lr = learning_rate(c.learning_rate, self.step, warmup, total);
-                let t0 = Instant::now();
-                let loss = self.step(&batch, lr)?;
-                sentences += batch.examples * c.sentences_per_example();
-                summary.losses.push(loss);
+        let bar = progress_bar(plan.total, self.step);
+        let (start, mut sentences) = (Instant::now(), 0);
+        let due = |every: usize, step: usize| every > 0 && step.is_multiple_of(every);
+        while self.step < plan.total {
+            let epoch = plan.epoch(self.step);
+            let batches = plan.batches_from(self.step, &c);
+            let tokenizer = self.tokenizer.clone();
+            for batch in data::prefetch(corpus.clone(), batches, tokenizer, c.max_len, c.prefetch) {
+                let (batch, t0) = (batch?, Instant::now());
+                let lr = plan.learning_rate(c.learning_rate, self.step);
+                let out = self.step(&batch, lr)?;
                 let rate = batch.examples as f64 / t0.elapsed().as_secs_f64();
-                if self.step.is_multiple_of(c.log_steps.max(1)) || self.step == total {
-                    let mut line = serde_json::json!({"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "examples_per_s": rate});
-                    if let Some(m) = self.last_mlm_loss {
-                        line["mlm_loss"] = m.into();
-                    }
-                    log(line);
+                sentences += batch.tokens.batch;
+                summary.losses.push(out.loss);
+                if due(c.log_steps.max(1), self.step) || self.step == plan.total {
+                    run.log(metrics_line(self.step, epoch, lr, rate, &out))?;
                 }
                 bar.set_position(self.step as u64);
-                bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {rate:.1} ex/s"));
-                if c.eval_steps > 0 && self.step.is_multiple_of(c.eval_steps) && self.step < total {
-                    eval(self, &mut summary, &mut log)?;
+                bar.set_message(format!("loss {:.4} lr {lr:.2e} {rate:.1} ex/s", out.loss));
+                if due(c.eval_steps, self.step) && self.step < plan.total {
+                    self.evaluate_and_keep_best(dev.as_deref(), &mut run, &mut summary)?;
                 }
-                if c.save_steps > 0 && self.step.is_multiple_of(c.save_steps) && self.step < total {
+                if due(c.save_steps, self.step) && self.step < plan.total {
                     self.save_checkpoint(&summary)?;
                 }
             }
-            if self.step >= total {
-                break;
-            }
         }
         bar.finish_and_clear();
-        eval(self, &mut summary, &mut log)?;
+        self.evaluate_and_keep_best(dev.as_deref(), &mut run, &mut summary)?;
         self.save_checkpoint(&summary)?;
         summary.updates = self.step;
         summary.seconds = start.elapsed().as_secs_f64();
         summary.sentences_per_second = sentences as f64 / summary.seconds;
         Ok(summary)
     }
+}
+
+/// The dev set, or `None` when `dev_file` is empty (nothing is evaluated, the last model is exported).
+fn dev_set(c: &TrainConfig) -> Result<Option<Vec<StsPair>>> {
+    if c.dev_file.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(simcse_artifact::read_sts(&c.dev_file)?))
+}
+
+fn metrics_line(
+    step: usize,
+    epoch: usize,
+    lr: f64,
+    rate: f64,
+    out: &StepOutput,
+) -> serde_json::Value {
+    let mut line = serde_json::json!({"step": step, "epoch": epoch, "loss": out.loss, "lr": lr,
+        "grad_norm": out.grad_norm, "examples_per_s": rate});
+    if let Some(m) = out.mlm_loss {
+        line["mlm_loss"] = m.into();
+    }
+    line
+}
+
+fn progress_bar(total: usize, done: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} updates {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_position(done as u64);
+    bar
 }
 
 fn fresh_optimizer<B: AutodiffBackend>(

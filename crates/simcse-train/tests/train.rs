@@ -4,11 +4,9 @@
 use std::path::Path;
 
 use simcse_testkit::minilm;
-use simcse_testkit::shared_data as shared;
 
-use simcse_data::artifact::{read_sts, write_sts};
-use simcse_data::kornli::TripleRule;
-use simcse_data::prepare::{Options, run};
+use burn::tensor::backend::AutodiffBackend;
+use simcse_artifact::{read_sts, write_sts};
 use simcse_model::backend::CpuTrain;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
@@ -23,15 +21,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Prepared artifacts from the public data, plus a 400-pair slice of KorSTS dev for quick evaluation.
 fn prepared() -> tempfile::TempDir {
-    let out = tempfile::tempdir().unwrap();
-    run(&Options {
-        raw_dir: shared(),
-        out_dir: out.path().into(),
-        triples: TripleRule::PerEntailment,
-        require_all: false,
-        strict: false,
-    })
-    .unwrap();
+    let out = simcse_testkit::prepared();
     let dev = read_sts(&out.path().join("sts/korsts_dev.parquet")).unwrap();
     write_sts(&out.path().join("sts/dev400.parquet"), &dev[..400]).unwrap();
     out
@@ -112,7 +102,7 @@ fn sup_training_on_xnli_raises_dev_spearman_and_exports_an_hf_model() {
 /// input into a `wiki_sentences` corpus.
 fn kowiki(data: &Path) {
     let opts = simcse_data::wiki::Options {
-        input: shared().join("kowiki-sample/kss_bench_wikipedia.txt"),
+        input: simcse_testkit::shared_data().join("kowiki-sample/kss_bench_wikipedia.txt"),
         format: simcse_data::wiki::Format::Text,
         out: data.join("wiki_sentences.parquet"),
         threads: 2,
@@ -189,22 +179,19 @@ fn same_seed_same_losses_and_nan_stops_clearly() {
     c.max_len = 16;
     let device = Default::default();
     let batches = || {
-        let examples = simcse_train::data::load(&c).unwrap();
+        let corpus = simcse_train::data::Corpus::load(&c).unwrap();
         let t = simcse_model::Tokenizer::from_dir(&c.init).unwrap();
-        simcse_train::data::epoch_batches(examples.len(), &c, 0)
+        simcse_train::data::epoch_batches(corpus.len(), &c, 0)
             .into_iter()
             .take(3)
-            .map(|idx| {
-                let refs: Vec<_> = idx.iter().map(|&i| &examples[i]).collect();
-                simcse_train::data::tokenize(&t, &refs, Mode::Sup, c.max_len).unwrap()
-            })
+            .map(|idx| corpus.batch(&t, &idx, c.max_len).unwrap())
             .collect::<Vec<_>>()
     };
     let losses = |c: &TrainConfig| {
         let mut t = Trainer::<CpuTrain>::new(c.clone(), &device).unwrap();
         batches()
             .iter()
-            .map(|b| t.step(b, 5e-5).unwrap())
+            .map(|b| t.step(b, 5e-5).unwrap().loss)
             .collect::<Vec<f32>>()
     };
     let (a, b) = (losses(&c), losses(&c));
@@ -280,11 +267,16 @@ fn parity_batch(b: &ParityBatch, examples: usize) -> simcse_train::data::TrainBa
             seq,
         },
         examples,
+        views: rows / examples,
     }
 }
 
 /// A trainer on the tiny BERT with the settings `make_train_fixture.py` used.
-fn parity_trainer(init: &Path, mode: Mode, cfg: &serde_json::Value) -> Trainer<CpuTrain> {
+fn parity_trainer<B: AutodiffBackend>(
+    init: &Path,
+    mode: Mode,
+    cfg: &serde_json::Value,
+) -> Trainer<B> {
     let f = |k: &str| cfg[k].as_f64().unwrap();
     let c = TrainConfig {
         mode,
@@ -307,11 +299,25 @@ fn parity_trainer(init: &Path, mode: Mode, cfg: &serde_json::Value) -> Trainer<C
         mlp_init: simcse_train::config::MlpInit::Checkpoint,
         ..TrainConfig::default()
     };
-    Trainer::<CpuTrain>::new(c, &Default::default()).unwrap()
+    Trainer::<B>::new(c, &Default::default()).unwrap()
 }
 
 #[test]
 fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
+    twenty_updates_match_pytorch::<CpuTrain>();
+}
+
+/// The GPU code path (burn's cubecl kernels through wgpu; Mesa lavapipe in CI) against the same
+/// PyTorch fixture, with the same tolerances as on the CPU.
+#[cfg(feature = "wgpu")]
+#[test]
+fn twenty_updates_match_pytorch_on_wgpu() {
+    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+        twenty_updates_match_pytorch::<simcse_model::backend::WgpuTrain>();
+    }
+}
+
+fn twenty_updates_match_pytorch<B: AutodiffBackend>() {
     let _rng = serial();
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let parity: Parity = serde_json::from_str(
@@ -324,7 +330,7 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
     let total = parity.config["updates"].as_u64().unwrap() as usize;
     for (name, mode) in [("sup", Mode::Sup), ("unsup", Mode::Unsup)] {
         let expected = &parity.modes[name];
-        let mut t = parity_trainer(init.path(), mode, &parity.config);
+        let mut t = parity_trainer::<B>(init.path(), mode, &parity.config);
 
         // Gradients of the first update, before clipping, against PyTorch's.
         let first = parity_batch(&expected.batches[0], examples);
@@ -333,13 +339,13 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
             simcse_testkit::read_tensors(&fixtures().join(format!("{name}_grads.safetensors")));
         let m = &t.model;
         let pooler = m.pooler.as_ref().unwrap();
-        type T2 = burn::module::Param<burn::tensor::Tensor<CpuTrain, 2>>;
-        type T1 = burn::module::Param<burn::tensor::Tensor<CpuTrain, 1>>;
+        type T2<B> = burn::module::Param<burn::tensor::Tensor<B, 2>>;
+        type T1<B> = burn::module::Param<burn::tensor::Tensor<B, 1>>;
         let values = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
         // burn's Linear weights are [in, out]; PyTorch's [out, in].
-        let linear = |p: &T2| values(p.grad(&grads).unwrap().transpose().into_data());
-        let plain = |p: &T2| values(p.grad(&grads).unwrap().into_data());
-        let vector = |p: &T1| values(p.grad(&grads).unwrap().into_data());
+        let linear = |p: &T2<B>| values(p.grad(&grads).unwrap().transpose().into_data());
+        let plain = |p: &T2<B>| values(p.grad(&grads).unwrap().into_data());
+        let vector = |p: &T1<B>| values(p.grad(&grads).unwrap().into_data());
         let layer = &m.encoder.layer;
         let ours: Vec<(&str, Vec<f32>)> = vec![
             (
@@ -360,11 +366,17 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
                 vector(pooler.dense.bias.as_ref().unwrap()),
             ),
         ];
-        for (key, g) in ours {
-            let (_, want) = &torch[key];
-            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let diff = simcse_testkit::max_abs_diff(&g, want);
-            println!("{name} grad {key}: max abs diff {diff:.2e} (max |grad| {scale:.2e})");
+        let diffs: Vec<(&str, f32)> = ours
+            .iter()
+            .map(|(key, g)| {
+                let (_, want) = &torch[*key];
+                let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let diff = simcse_testkit::max_abs_diff(g, want);
+                println!("{name} grad {key}: max abs diff {diff:.2e} (max |grad| {scale:.2e})");
+                (*key, diff)
+            })
+            .collect();
+        for (key, diff) in diffs {
             assert!(diff <= 1e-4, "{name} {key}: {diff}");
         }
 
@@ -373,7 +385,7 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
         let mut worst = 0f32;
         for (k, b) in expected.batches.iter().enumerate() {
             let lr = learning_rate(t.config.learning_rate, k, warmup, total);
-            let loss = t.step(&parity_batch(b, examples), lr).unwrap();
+            let loss = t.step(&parity_batch(b, examples), lr).unwrap().loss;
             worst = worst.max((loss - expected.losses[k]).abs());
         }
         println!("{name}: 20 losses, max abs diff vs PyTorch {worst:.2e}");
@@ -382,7 +394,9 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
 }
 
 /// Model weights by Hugging Face name (no parameter ids), for exact comparison.
-fn weights(t: &Trainer<CpuTrain>) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+fn weights<B: AutodiffBackend>(
+    t: &Trainer<B>,
+) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
     use burn::module::AutodiffModule;
     let dir = tempfile::tempdir().unwrap();
     simcse_model::checkpoint::save(&t.model.valid(), &t.bert_config, dir.path()).unwrap();
@@ -391,10 +405,23 @@ fn weights(t: &Trainer<CpuTrain>) -> std::collections::HashMap<String, (Vec<usiz
 
 #[test]
 fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
+    resumed_run_matches::<CpuTrain>();
+}
+
+/// Checkpoint save and resume on the GPU code path (wgpu; Mesa lavapipe in CI).
+#[cfg(feature = "wgpu")]
+#[test]
+fn resumed_run_matches_on_wgpu() {
+    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+        resumed_run_matches::<simcse_model::backend::WgpuTrain>();
+    }
+}
+
+fn resumed_run_matches<B: AutodiffBackend>() {
     let _rng = serial();
     let data = prepared();
     let corpus: Vec<String> =
-        simcse_data::artifact::read_triples(&data.path().join("kornli_triples.parquet"))
+        simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
             .unwrap()
             .into_iter()
             .take(10)
@@ -404,7 +431,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     tiny_init(init.path(), &corpus);
     let small = data.path().join("small_triples.parquet");
     let triples: Vec<_> =
-        simcse_data::artifact::read_triples(&data.path().join("kornli_triples.parquet"))
+        simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
             .unwrap()
             .into_iter()
             .take(10)
@@ -413,7 +440,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         .iter()
         .map(|(t, s)| (t.clone(), s.as_str()))
         .collect();
-    simcse_data::artifact::write_triples(&small, &refs).unwrap();
+    simcse_artifact::write_triples(&small, &refs).unwrap();
     let dev = read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
     write_sts(&data.path().join("sts/dev40.parquet"), &dev[..40]).unwrap();
     let config = |out: &str| TrainConfig {
@@ -437,7 +464,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
         ..TrainConfig::default()
     };
     let device = Default::default();
-    let mut straight = Trainer::<CpuTrain>::new(config("a"), &device).unwrap();
+    let mut straight = Trainer::<B>::new(config("a"), &device).unwrap();
     let s = straight.fit().unwrap();
     assert_eq!(s.updates, 6);
     // Checkpoints at 2, 4 and 6; the newest two are kept.
@@ -450,10 +477,10 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
 
     // A second run that "died" after update 4: its folder holds the step-4 checkpoint only.
     let b = data.path().join("b");
-    let mut first = Trainer::<CpuTrain>::new(config("b"), &device).unwrap();
+    let mut first = Trainer::<B>::new(config("b"), &device).unwrap();
     first.fit().unwrap();
     std::fs::remove_dir_all(b.join("checkpoints/step-00000006")).unwrap();
-    let mut resumed = Trainer::<CpuTrain>::new(config("b"), &device).unwrap();
+    let mut resumed = Trainer::<B>::new(config("b"), &device).unwrap();
     let r = resumed
         .fit_from(Some(&b.join("checkpoints/step-00000004")))
         .unwrap();
@@ -472,7 +499,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     let (wa, wb) = (weights(&resumed), weights(&straight));
     assert_eq!(wa.len(), wb.len());
     assert!(wa == wb, "final weights differ");
-    let head = |t: &Trainer<CpuTrain>| {
+    let head = |t: &Trainer<B>| {
         let w = t.lm_head.as_ref().unwrap().decoder.weight.val();
         w.into_data().into_vec::<f32>().unwrap()
     };
@@ -487,7 +514,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     // Another configuration may not resume this run.
     let mut other = config("b");
     other.learning_rate = 2e-3;
-    let mut t = Trainer::<CpuTrain>::new(other, &device).unwrap();
+    let mut t = Trainer::<B>::new(other, &device).unwrap();
     let err = t
         .fit_from(Some(&b.join("checkpoints/step-00000004")))
         .unwrap_err();

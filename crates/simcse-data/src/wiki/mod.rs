@@ -16,7 +16,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -24,9 +25,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::artifact::{self, Manifest, Sentence, SentenceWriter, SourceFile};
 use crate::error::{DataError, Result};
 use crate::split;
+use simcse_artifact::{self as artifact, Manifest, Sentence, SentenceWriter, SourceFile};
 pub use source::Format;
 use source::{Body, Doc, Progress, Record};
 
@@ -118,22 +119,27 @@ impl Summary {
 
 /// Why a split sentence is not kept.
 #[derive(Debug, Clone, Copy)]
-enum Drop {
+enum DropReason {
     Markup,
     TooShort,
     TooLong,
     LowHangul,
 }
 
-impl Drop {
-    const ALL: [Drop; 4] = [Drop::Markup, Drop::TooShort, Drop::TooLong, Drop::LowHangul];
+impl DropReason {
+    const ALL: [DropReason; 4] = [
+        DropReason::Markup,
+        DropReason::TooShort,
+        DropReason::TooLong,
+        DropReason::LowHangul,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
-            Drop::Markup => "markup_remnant",
-            Drop::TooShort => "too_short",
-            Drop::TooLong => "too_long",
-            Drop::LowHangul => "low_hangul",
+            DropReason::Markup => "markup_remnant",
+            DropReason::TooShort => "too_short",
+            DropReason::TooLong => "too_long",
+            DropReason::LowHangul => "low_hangul",
         }
     }
 }
@@ -144,7 +150,7 @@ struct Cleaned {
     docs: Vec<DocOut>,
 }
 
-/// One document's kept sentences and drop counts (indexed like [`Drop::ALL`]).
+/// One document's kept sentences and drop counts (indexed like [`DropReason::ALL`]).
 struct DocOut {
     id: String,
     title: String,
@@ -177,17 +183,17 @@ fn process(doc: &Doc, filters: &Filters) -> DocOut {
     out
 }
 
-fn check(s: &str, f: &Filters) -> Option<Drop> {
+fn check(s: &str, f: &Filters) -> Option<DropReason> {
     const REMNANTS: [&str; 7] = ["{{", "}}", "[[", "]]", "{|", "|}", "<ref"];
     if REMNANTS.iter().any(|r| s.contains(r)) || s.starts_with(['|', '!']) {
-        return Some(Drop::Markup);
+        return Some(DropReason::Markup);
     }
     let chars = s.chars().count();
     if chars < f.min_chars {
-        return Some(Drop::TooShort);
+        return Some(DropReason::TooShort);
     }
     if chars > f.max_chars {
-        return Some(Drop::TooLong);
+        return Some(DropReason::TooLong);
     }
     let (mut hangul, mut visible) = (0usize, 0usize);
     for c in s.chars().filter(|c| !c.is_whitespace()) {
@@ -195,7 +201,7 @@ fn check(s: &str, f: &Filters) -> Option<Drop> {
         hangul += usize::from(split::is_hangul(c));
     }
     if (hangul as f32) < f.min_hangul * visible as f32 {
-        return Some(Drop::LowHangul);
+        return Some(DropReason::LowHangul);
     }
     None
 }
@@ -230,7 +236,7 @@ enum Sink {
 impl Sink {
     fn push(&mut self, row: Sentence) -> Result<()> {
         match self {
-            Sink::Write(w) => w.push(row),
+            Sink::Write(w) => Ok(w.push(row)?),
             Sink::Sample {
                 size,
                 seed,
@@ -272,15 +278,15 @@ impl Sink {
 /// Runs the stage: reads `opts.input`, writes `opts.out` and its manifest.
 pub fn run(opts: &Options) -> Result<Summary> {
     let start = Instant::now();
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads.max(1))
-            .build()
-            .map_err(|e| DataError::Corrupt {
-                path: opts.input.clone(),
-                message: format!("cannot start worker threads: {e}"),
-            })?,
-    );
+    let threads = opts.threads.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| DataError::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
+    let pool = Arc::new(pool);
     let progress = Arc::new(Progress::default());
     let total = std::fs::metadata(&opts.input)
         .map_err(DataError::io(&opts.input))?
@@ -288,129 +294,36 @@ pub fn run(opts: &Options) -> Result<Summary> {
     let (format, records) = source::open(&opts.input, opts.format, progress.clone(), pool.clone())
         .map_err(DataError::io(&opts.input))?;
     tracing::info!(
-        "reading {} as {format:?} with {} worker threads",
-        opts.input.display(),
-        pool.current_num_threads()
+        "reading {} as {format:?} with {threads} worker threads",
+        opts.input.display()
     );
-
-    let (tx, rx) =
-        sync_channel::<std::result::Result<Vec<Record>, String>>(2 * opts.threads.max(1));
-    let reader = std::thread::spawn(move || {
-        let mut batch = Vec::with_capacity(BATCH);
-        for r in records {
-            match r {
-                Ok(rec) => {
-                    batch.push(rec);
-                    if batch.len() == BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.send(Ok(batch));
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            }
-        }
-        let _ = tx.send(Ok(batch));
-    });
-
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let (batches, reader) = spawn_reader(records, 2 * threads);
+    let (cleaned, cleaner) = spawn_cleaner(batches, opts.filters.clone(), pool);
     let mut summary = Summary {
         format: format!("{format:?}").to_lowercase(),
         ..Summary::default()
     };
-    let mut sink = match opts.sample {
-        Some(size) => Sink::Sample {
-            size,
-            seed: opts.seed,
-            seen: 0,
-            kept: Vec::with_capacity(size.min(1 << 20)),
-        },
-        None => Sink::Write(Box::new(SentenceWriter::create(&opts.out)?)),
-    };
-    let mut seen: HashSet<u64, BuildHasherDefault<Identity>> = HashSet::default();
-    let mut dropped = [0usize; 4];
-    let mut duplicates = 0usize;
-    // Cleaning and splitting of batch k on the pool overlaps with dedup and writing of batch k-1.
-    let (ctx, crx) = sync_channel::<std::result::Result<Cleaned, String>>(2);
-    let filters = opts.filters.clone();
-    let workers = pool.clone();
-    let cleaner = std::thread::spawn(move || {
-        for msg in rx {
-            let cleaned = msg.map(|batch| {
-                let mut skipped = Vec::new();
-                let mut docs = Vec::with_capacity(batch.len());
-                for rec in batch {
-                    match rec {
-                        Record::Doc(d) => docs.push(d),
-                        Record::Skipped(s) => skipped.push(s),
-                    }
-                }
-                let docs =
-                    workers.install(|| docs.par_iter().map(|d| process(d, &filters)).collect());
-                Cleaned { skipped, docs }
-            });
-            let stop = cleaned.is_err();
-            if ctx.send(cleaned).is_err() || stop {
-                return;
-            }
-        }
-    });
-    for msg in crx {
-        let Cleaned {
-            skipped,
-            docs: outs,
-        } = match msg {
-            Ok(c) => c,
+    let mut collector = Collector::new(opts)?;
+    let bar = bytes_bar(total);
+    for batch in cleaned {
+        match batch {
+            Ok(batch) => collector.add(batch, &mut summary)?,
             Err(e) => {
                 summary.damage = Some(e);
                 break;
             }
-        };
-        summary.pages_seen += skipped.len() + outs.len();
-        for s in skipped {
-            *summary.pages_skipped.entry(s.as_str()).or_default() += 1;
-        }
-        for out in outs {
-            summary.sentences_split += out.split;
-            for (d, n) in dropped.iter_mut().zip(out.dropped) {
-                *d += n;
-            }
-            if out.kept.is_empty() {
-                *summary.pages_skipped.entry("no_sentence_kept").or_default() += 1;
-                continue;
-            }
-            summary.pages_kept += 1;
-            for text in out.kept {
-                if opts.filters.dedup && !seen.insert(xxh3_64(text.as_bytes())) {
-                    duplicates += 1;
-                    continue;
-                }
-                sink.push(Sentence {
-                    text,
-                    doc_id: out.id.clone(),
-                    title: out.title.clone(),
-                })?;
-            }
         }
         bar.set_position(progress.bytes.load(Ordering::Relaxed));
-        let secs = start.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!(
-            "{} pages ({:.0}/s)",
-            summary.pages_seen,
-            summary.pages_seen as f64 / secs
-        ));
+        let rate = summary.pages_seen as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("{} pages ({rate:.0}/s)", summary.pages_seen));
     }
-    let _ = reader.join();
-    let _ = cleaner.join();
+    // The threads end once their channels close; a panic in one is a bug: it goes on here.
+    for handle in [reader, cleaner] {
+        if let Err(panic) = handle.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
     bar.finish_and_clear();
-
     if let Some(d) = &summary.damage {
         if opts.strict {
             return Err(DataError::Corrupt {
@@ -424,19 +337,158 @@ pub fn run(opts: &Options) -> Result<Summary> {
             summary.pages_seen
         );
     }
-    for (d, n) in Drop::ALL.iter().zip(dropped) {
-        summary.sentences_dropped.insert(d.as_str(), n);
-    }
-    summary.sentences_dropped.insert("duplicate", duplicates);
-    let (written, not_sampled) = sink.finish(&opts.out)?;
-    if opts.sample.is_some() {
-        summary.sentences_dropped.insert("not_sampled", not_sampled);
-    }
-    summary.sentences_written = written;
+    collector.finish(opts, &mut summary)?;
     summary.input_bytes = progress.bytes.load(Ordering::Relaxed);
     summary.seconds = start.elapsed().as_secs_f64();
     write_manifest(opts, &summary, &progress)?;
     Ok(summary)
+}
+
+type Batch = std::result::Result<Vec<Record>, String>;
+
+/// The reader thread: records in batches of [`BATCH`]; a read error ends the stream after the
+/// records before it.
+fn spawn_reader(records: source::Records, capacity: usize) -> (Receiver<Batch>, JoinHandle<()>) {
+    let (tx, rx) = sync_channel::<Batch>(capacity);
+    let handle = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        for r in records {
+            match r {
+                Ok(rec) => {
+                    batch.push(rec);
+                    if batch.len() == BATCH && tx.send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return; // the consumer stopped
+                    }
+                }
+                Err(e) => {
+                    if tx.send(Ok(batch)).is_ok() {
+                        let _ = tx.send(Err(e)); // a stopped consumer needs no error
+                    }
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Ok(batch)); // a stopped consumer needs no last batch
+    });
+    (rx, handle)
+}
+
+/// The cleaning thread: cleans and splits batch k on the pool while the caller dedups and writes
+/// batch k-1.
+fn spawn_cleaner(
+    batches: Receiver<Batch>,
+    filters: Filters,
+    pool: Arc<rayon::ThreadPool>,
+) -> (
+    Receiver<std::result::Result<Cleaned, String>>,
+    JoinHandle<()>,
+) {
+    let (tx, rx) = sync_channel(2);
+    let handle = std::thread::spawn(move || {
+        for msg in batches {
+            let cleaned = msg.map(|batch| {
+                let (mut docs, mut skipped) = (Vec::with_capacity(batch.len()), Vec::new());
+                for rec in batch {
+                    match rec {
+                        Record::Doc(d) => docs.push(d),
+                        Record::Skipped(s) => skipped.push(s),
+                    }
+                }
+                let docs = pool.install(|| docs.par_iter().map(|d| process(d, &filters)).collect());
+                Cleaned { skipped, docs }
+            });
+            let stop = cleaned.is_err();
+            if tx.send(cleaned).is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, handle)
+}
+
+fn bytes_bar(total: u64) -> ProgressBar {
+    ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(
+            "{bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+/// The main thread's part: page counts, the duplicate filter and the sink.
+struct Collector {
+    sink: Sink,
+    dedup: bool,
+    seen: HashSet<u64, BuildHasherDefault<Identity>>,
+    dropped: [usize; 4],
+    duplicates: usize,
+}
+
+impl Collector {
+    fn new(opts: &Options) -> Result<Self> {
+        let sink = match opts.sample {
+            Some(size) => Sink::Sample {
+                size,
+                seed: opts.seed,
+                seen: 0,
+                kept: Vec::with_capacity(size.min(1 << 20)),
+            },
+            None => Sink::Write(Box::new(SentenceWriter::create(&opts.out)?)),
+        };
+        Ok(Collector {
+            sink,
+            dedup: opts.filters.dedup,
+            seen: HashSet::default(),
+            dropped: [0; 4],
+            duplicates: 0,
+        })
+    }
+
+    fn add(&mut self, batch: Cleaned, summary: &mut Summary) -> Result<()> {
+        summary.pages_seen += batch.skipped.len() + batch.docs.len();
+        for s in batch.skipped {
+            *summary.pages_skipped.entry(s.as_str()).or_default() += 1;
+        }
+        for doc in batch.docs {
+            summary.sentences_split += doc.split;
+            for (d, n) in self.dropped.iter_mut().zip(doc.dropped) {
+                *d += n;
+            }
+            if doc.kept.is_empty() {
+                *summary.pages_skipped.entry("no_sentence_kept").or_default() += 1;
+                continue;
+            }
+            summary.pages_kept += 1;
+            for text in doc.kept {
+                if self.dedup && !self.seen.insert(xxh3_64(text.as_bytes())) {
+                    self.duplicates += 1;
+                    continue;
+                }
+                self.sink.push(Sentence {
+                    text,
+                    doc_id: doc.id.clone(),
+                    title: doc.title.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what the sink holds and the drop counts into `summary`.
+    fn finish(self, opts: &Options, summary: &mut Summary) -> Result<()> {
+        for (d, n) in DropReason::ALL.iter().zip(self.dropped) {
+            summary.sentences_dropped.insert(d.as_str(), n);
+        }
+        summary
+            .sentences_dropped
+            .insert("duplicate", self.duplicates);
+        let (written, not_sampled) = self.sink.finish(&opts.out)?;
+        if opts.sample.is_some() {
+            summary.sentences_dropped.insert("not_sampled", not_sampled);
+        }
+        summary.sentences_written = written;
+        Ok(())
+    }
 }
 
 fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Result<()> {
@@ -456,8 +508,12 @@ fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Res
     for (k, v) in &summary.sentences_dropped {
         counts.insert(format!("sentences_dropped_{k}"), *v);
     }
-    let mut options = serde_json::to_value(opts).unwrap_or_default();
-    options["damage"] = serde_json::to_value(&summary.damage).unwrap_or_default();
+    let mut options =
+        serde_json::to_value(opts).map_err(|source| artifact::ArtifactError::Json {
+            path: artifact::manifest_path(&opts.out),
+            source,
+        })?;
+    options["damage"] = summary.damage.clone().into();
     options["detected_format"] = summary.format.clone().into();
     let manifest = Manifest {
         artifact: opts
@@ -475,5 +531,5 @@ fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Res
         options,
         tool: format!("simcse-data {}", env!("CARGO_PKG_VERSION")),
     };
-    artifact::write_manifest(&opts.out, &manifest)
+    Ok(artifact::write_manifest(&opts.out, &manifest)?)
 }

@@ -13,7 +13,8 @@ use super::bz2;
 use super::xml::Pages;
 
 /// How the input is read; `Auto` sniffs the first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
     Auto,

@@ -1,6 +1,8 @@
-//! The artifact contract: Parquet schemas, atomic writes, manifests, and readers for later stages.
+//! The artifact contract: the Parquet schemas the stages exchange, their row types, readers and
+//! writers, manifests and atomic writes (`data/README.md` documents each schema).
 //!
-//! Later stages read artifacts only through the readers here, so a schema lives in one place.
+//! Every stage reads and writes artifacts only through this crate, so a schema lives in one place,
+//! and a stage that only reads (train, eval) does not link the prepare stage's parsers and clients.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,9 +19,63 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::error::{DataError, Result};
-use crate::kornli::Triple;
-use crate::sts::{KlueLabels, StsPair};
+pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
+
+/// What reading or writing an artifact can fail on; each variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("missing input: expected {what} at {}", path.display())]
+    Missing { what: String, path: PathBuf },
+    #[error("{}: parquet: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+    #[error("{}: artifact does not follow its schema: {message}", path.display())]
+    Schema { path: PathBuf, message: String },
+    #[error("{}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl ArtifactError {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| ArtifactError::Io { path, source }
+    }
+}
+
+/// An (anchor, entailment, contradiction) triple of `kornli_triples.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Triple {
+    pub anchor: String,
+    pub positive: String,
+    pub negative: String,
+}
+
+/// KLUE's two extra labels; KorSTS has only the score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KlueLabels {
+    pub real_label: f32,
+    pub binary_label: bool,
+}
+
+/// One scored pair of an STS artifact. `source` is where the pair came from inside its set: the
+/// KorSTS genre (`main-captions`, `main-news`, `main-forum`) or the KLUE source (`airbnb-rtt`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StsPair {
+    pub sentence1: String,
+    pub sentence2: String,
+    pub score: f32,
+    pub source: String,
+    pub klue: Option<KlueLabels>,
+}
 
 /// Rows per Parquet row group (and per record batch while writing).
 const ROW_GROUP: usize = 65_536;
@@ -159,8 +215,8 @@ pub fn write_sts(path: &Path, pairs: &[StsPair]) -> Result<()> {
     write_parquet(path, sts_schema(klue), batches)
 }
 
-fn pq_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> DataError + '_ {
-    move |e| DataError::Parquet {
+fn pq_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> ArtifactError + '_ {
+    move |e| ArtifactError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
     }
@@ -187,7 +243,7 @@ fn write_parquet(
             ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq_error(path))?;
         for cols in batches {
             let batch =
-                RecordBatch::try_new(schema.clone(), cols).map_err(|e| DataError::Parquet {
+                RecordBatch::try_new(schema.clone(), cols).map_err(|e| ArtifactError::Parquet {
                     path: path.to_path_buf(),
                     message: e.to_string(),
                 })?;
@@ -219,11 +275,11 @@ impl AtomicFile {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(DataError::io(dir))?;
+        std::fs::create_dir_all(dir).map_err(ArtifactError::io(dir))?;
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(dir)
-            .map_err(DataError::io(dir))?;
+            .map_err(ArtifactError::io(dir))?;
         Ok(AtomicFile {
             path: path.to_path_buf(),
             tmp,
@@ -239,7 +295,7 @@ impl AtomicFile {
         self.tmp
             .as_file_mut()
             .flush()
-            .map_err(DataError::io(&path))?;
+            .map_err(ArtifactError::io(&path))?;
         // Temp files are created private (0600); an artifact is an ordinary readable file.
         #[cfg(unix)]
         {
@@ -247,9 +303,9 @@ impl AtomicFile {
             self.tmp
                 .as_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o644))
-                .map_err(DataError::io(&path))?;
+                .map_err(ArtifactError::io(&path))?;
         }
-        self.tmp.persist(&path).map_err(|e| DataError::Io {
+        self.tmp.persist(&path).map_err(|e| ArtifactError::Io {
             path: path.clone(),
             source: e.error,
         })?;
@@ -273,7 +329,7 @@ impl SentenceWriter {
             .tmp
             .as_file()
             .try_clone()
-            .map_err(DataError::io(path))?;
+            .map_err(ArtifactError::io(path))?;
         let writer = ArrowWriter::try_new(handle, sentences_schema(), Some(writer_props(path)?))
             .map_err(pq_error(path))?;
         Ok(SentenceWriter {
@@ -298,7 +354,7 @@ impl SentenceWriter {
             return Ok(());
         }
         let batch = RecordBatch::try_new(sentences_schema(), sentence_columns(&self.rows))
-            .map_err(|e| DataError::Parquet {
+            .map_err(|e| ArtifactError::Parquet {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
@@ -358,27 +414,29 @@ pub fn manifest_path(artifact: &Path) -> PathBuf {
 
 pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> Result<()> {
     let path = manifest_path(artifact);
-    let mut json = serde_json::to_vec_pretty(manifest).map_err(|e| DataError::Schema {
+    let mut json = serde_json::to_vec_pretty(manifest).map_err(|source| ArtifactError::Json {
         path: path.clone(),
-        message: e.to_string(),
+        source,
     })?;
     json.push(b'\n');
-    write_atomic(&path, |f| f.write_all(&json).map_err(DataError::io(&path)))
+    write_atomic(&path, |f| {
+        f.write_all(&json).map_err(ArtifactError::io(&path))
+    })
 }
 
 /// Reads every record batch of a Parquet file, checking that the named columns have the named types.
 fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => DataError::Missing {
+        std::io::ErrorKind::NotFound => ArtifactError::Missing {
             what: "a Parquet artifact (run the prepare stage)".into(),
             path: path.to_path_buf(),
         },
-        _ => DataError::Io {
+        _ => ArtifactError::Io {
             path: path.to_path_buf(),
             source,
         },
     })?;
-    let pq = |e: parquet::errors::ParquetError| DataError::Parquet {
+    let pq = |e: parquet::errors::ParquetError| ArtifactError::Parquet {
         path: path.to_path_buf(),
         message: e.to_string(),
     };
@@ -388,13 +446,13 @@ fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<Record
         match schema.field_with_name(name) {
             Ok(f) if f.data_type() == ty => {}
             Ok(f) => {
-                return Err(DataError::Schema {
+                return Err(ArtifactError::Schema {
                     path: path.to_path_buf(),
                     message: format!("column {name} is {}, expected {ty}", f.data_type()),
                 });
             }
             Err(_) => {
-                return Err(DataError::Schema {
+                return Err(ArtifactError::Schema {
                     path: path.to_path_buf(),
                     message: format!("missing column {name} ({ty})"),
                 });
@@ -405,7 +463,7 @@ fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<Record
         .build()
         .map_err(pq)?
         .map(|b| {
-            b.map_err(|e| DataError::Parquet {
+            b.map_err(|e| ArtifactError::Parquet {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })
@@ -421,8 +479,8 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
         .expect("column checked by read_parquet")
 }
 
-fn null_error(path: &Path, name: &str) -> DataError {
-    DataError::Schema {
+fn null_error(path: &Path, name: &str) -> ArtifactError {
+    ArtifactError::Schema {
         path: path.to_path_buf(),
         message: format!("column {name} has nulls"),
     }

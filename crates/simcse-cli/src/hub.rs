@@ -9,18 +9,8 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
 
-use crate::error::{ModelError, Result};
-
-/// Files fetched when present; `config.json` and one weights file are required.
-const OPTIONAL: &[&str] = &[
-    "vocab.txt",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "simcse.json",
-];
-/// Weight files in order of preference (KR-BERT ships only the `.bin`).
-const WEIGHTS: &[&str] = &["model.safetensors", "pytorch_model.bin"];
+use anyhow::{Result, anyhow, bail};
+use simcse_model::model_dir::{SETTINGS_FILE, TOKENIZER_FILES, WEIGHT_FILES};
 
 /// `owner/name` or `owner/name@revision`, with the characters the Hub allows.
 fn repo_id(spec: &str) -> Option<(&str, Option<&str>)> {
@@ -45,14 +35,13 @@ pub fn resolve(spec: &Path) -> Result<PathBuf> {
     }
     let text = spec.to_string_lossy();
     let Some((id, revision)) = repo_id(&text) else {
-        return Err(ModelError::Missing {
-            what: "a model folder (config.json, weights, vocab) or a Hub repo id like snunlp/KR-BERT-char16424".into(),
-            path: spec.to_path_buf(),
-        });
+        bail!(
+            "{}: not found (expected a model folder with config.json, weights and vocab, or a Hub repo id like snunlp/KR-BERT-char16424)",
+            spec.display()
+        );
     };
-    let hub = |message: String| ModelError::Hub {
-        repo: text.to_string(),
-        message: format!("{message} (and there is no local folder of that name)"),
+    let hub = |message: String| {
+        anyhow!("Hugging Face Hub, {text}: {message} (and there is no local folder of that name)")
     };
     let api = ApiBuilder::from_env()
         .with_progress(true)
@@ -66,11 +55,12 @@ pub fn resolve(spec: &Path) -> Result<PathBuf> {
     let config = repo
         .get("config.json")
         .map_err(|e| hub(format!("config.json: {e}")))?;
-    let weights = WEIGHTS.iter().find_map(|f| repo.get(f).ok());
+    // In order of preference (KR-BERT ships only the `.bin`).
+    let weights = WEIGHT_FILES.iter().find_map(|f| repo.get(f).ok());
     if weights.is_none() {
-        return Err(hub(format!("none of {WEIGHTS:?} could be fetched")));
+        return Err(hub(format!("none of {WEIGHT_FILES:?} could be fetched")));
     }
-    for f in OPTIONAL {
+    for f in TOKENIZER_FILES.iter().chain([&SETTINGS_FILE]) {
         // Absent files are normal (a repo has vocab.txt or tokenizer.json, rarely both).
         let _ = repo.get(f);
     }

@@ -145,12 +145,7 @@ fn run_wiki(opts: &wiki::Options) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    simcse_cli::init_logging();
     match Cli::parse().command {
         Command::Run {
             raw_dir,

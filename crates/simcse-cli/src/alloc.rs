@@ -5,8 +5,8 @@
 //!
 //! ```text
 //! #[global_allocator]
-//! static ALLOC: simcse_model::alloc::MiMalloc = simcse_model::alloc::MiMalloc;
-//! fn main() { simcse_model::alloc::keep_freed_pages(); /* ... */ }
+//! static ALLOC: simcse_cli::alloc::MiMalloc = simcse_cli::alloc::MiMalloc;
+//! fn main() { simcse_cli::alloc::keep_freed_pages(); /* ... */ }
 //! ```
 
 pub use mimalloc::MiMalloc;

@@ -1,0 +1,122 @@
+//! `simcse-eval`: evaluates Hugging Face BERT model folders on the Korean STS sets and writes
+//! `eval.json`, `eval.md` and PNG plots.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use simcse_cli::{Device, Job};
+use simcse_eval::report::Report;
+use simcse_eval::report::{self, Matrix};
+use simcse_eval::run::label;
+use simcse_eval::{EvalOptions, ModelSpec};
+use simcse_model::Pooler;
+
+#[global_allocator]
+static ALLOC: simcse_cli::alloc::MiMalloc = simcse_cli::alloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Evaluate sentence encoders (Hugging Face BERT folders) on KorSTS and KLUE STS"
+)]
+struct Cli {
+    /// A model folder: config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt,
+    /// and optionally simcse.json (pooler, max_len); or a Hugging Face Hub repo id (fetched into the
+    /// shared HF cache). Repeat to compare several models.
+    #[arg(long = "model", required = true)]
+    models: Vec<PathBuf>,
+    /// Pooler: cls, cls_before_pooler, avg, avg_top2, avg_first_last. Default: simcse.json's, else cls_before_pooler.
+    #[arg(long)]
+    pooler: Option<Pooler>,
+    /// Maximum tokens per sentence. Default: simcse.json's, else 128.
+    #[arg(long)]
+    max_len: Option<usize>,
+    /// Folder of the prepare stage's artifacts; the sets are read from <data-dir>/sts/<set>.parquet.
+    #[arg(long, default_value = "data/processed")]
+    data_dir: PathBuf,
+    /// Sets to evaluate (those present are used; a named set that is missing is an error).
+    #[arg(long, value_delimiter = ',')]
+    sets: Option<Vec<String>>,
+    /// Report folder. Default: reports/<name of the last model folder>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A file with one sentence per line for the similarity matrix (default: the first 5 KorSTS test pairs).
+    #[arg(long)]
+    sentences: Option<PathBuf>,
+    /// Sentences per forward pass.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Where to run the models: cpu, wgpu (Vulkan/Metal/DX12 GPU, or Mesa lavapipe), cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
+    /// A TrueType/OpenType font with Hangul for the plots (default: $SIMCSE_FONT or a system NanumGothic/Noto CJK).
+    #[arg(long)]
+    font: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    simcse_cli::alloc::keep_freed_pages();
+    simcse_cli::init_logging();
+    let cli = Cli::parse();
+    let sentences = match &cli.sentences {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+        None => None,
+    };
+    let models = cli
+        .models
+        .iter()
+        .map(|dir| {
+            Ok(ModelSpec {
+                local: simcse_cli::hub::resolve(dir)?,
+                dir: dir.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let out = match &cli.out {
+        Some(o) => o.clone(),
+        None => PathBuf::from("reports").join(label(&cli.models[cli.models.len() - 1])),
+    };
+    let opts = EvalOptions {
+        models,
+        pooler: cli.pooler,
+        max_len: cli.max_len,
+        data_dir: cli.data_dir,
+        sets: cli.sets,
+        out: out.clone(),
+        sentences,
+        batch_size: cli.batch_size,
+        font: cli.font,
+    };
+    let report = cli.device.run(Eval(opts))?;
+    for m in &report.models {
+        if let Some(Matrix { values, .. }) = &m.matrix {
+            let table = report::matrix_table(&Matrix {
+                sentences: vec![],
+                values: values.clone(),
+            });
+            println!("{}: similarity of example sentences\n{table}", m.label);
+        }
+    }
+    let md = report::markdown(&report);
+    print!("{}", md.split("\n## ").next().unwrap_or_default());
+    println!("\nreport: {}", out.join("eval.md").display());
+    Ok(())
+}
+
+struct Eval(EvalOptions);
+
+impl Job for Eval {
+    type Output = Report;
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<Report> {
+        Ok(simcse_eval::evaluate::<B::InnerBackend>(&self.0, &device)?)
+    }
+}

@@ -1,0 +1,128 @@
+//! A Hugging Face model folder, read once with every check: `config.json`, the tokenizer, the
+//! weights file and our `simcse.json`. The encoder, the trainer and the exporters all load and write
+//! models through here, so the file names and the checks live in one place.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
+
+use crate::bert::BertModel;
+use crate::checkpoint;
+use crate::config::BertConfig;
+use crate::error::{ModelError, Result};
+use crate::pooler::Pooler;
+use crate::tokenizer::Tokenizer;
+
+/// Weight files looked for in a model folder, in order of preference.
+pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
+/// Tokenizer files a model folder may carry (one of the first two is needed); copied on export.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+/// Our settings file: how the model is meant to be read.
+pub const SETTINGS_FILE: &str = "simcse.json";
+
+/// `simcse.json`: the pooler and length the model was trained to be read with; other keys (how it
+/// was trained) are kept as they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimcseSettings {
+    pub pooler: Pooler,
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A model folder whose config, tokenizer and settings are read and checked; the weights are
+/// loaded onto a device by [`ModelDir::load`].
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub path: PathBuf,
+    pub config: BertConfig,
+    pub tokenizer: Tokenizer,
+    pub settings: Option<SimcseSettings>,
+    pub weights: PathBuf,
+}
+
+impl ModelDir {
+    /// Reads `config.json`, the tokenizer and `simcse.json` (if any), finds the weights file, and
+    /// checks that the tokenizer's ids fit the embedding matrix.
+    pub fn open(path: &Path) -> Result<Self> {
+        let config = BertConfig::from_file(&path.join("config.json"))?;
+        let tokenizer = Tokenizer::from_dir(path)?;
+        if tokenizer.vocab_size() > config.vocab_size {
+            return Err(ModelError::Invalid(format!(
+                "{}: the tokenizer has {} tokens but the model's embedding has {} rows: tokenizer and weights do not belong together",
+                path.display(),
+                tokenizer.vocab_size(),
+                config.vocab_size
+            )));
+        }
+        let settings_path = path.join(SETTINGS_FILE);
+        let settings = if settings_path.is_file() {
+            let text =
+                std::fs::read_to_string(&settings_path).map_err(ModelError::io(&settings_path))?;
+            Some(serde_json::from_str(&text).map_err(|e| ModelError::Config {
+                path: settings_path.clone(),
+                message: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        Ok(ModelDir {
+            weights: weights_path(path)?,
+            path: path.to_path_buf(),
+            config,
+            tokenizer,
+            settings,
+        })
+    }
+
+    /// The weights on `device`, as a model of `self.config` (which a caller may have changed, e.g.
+    /// the dropout rates).
+    pub fn load<B: Backend>(&self, device: &B::Device) -> Result<BertModel<B>> {
+        Ok(checkpoint::load::<B>(&self.weights, &self.config, device)?.0)
+    }
+}
+
+/// The weight file of a model folder (or the file itself).
+pub fn weights_path(path: &Path) -> Result<PathBuf> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    WEIGHT_FILES
+        .iter()
+        .map(|f| path.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::Missing {
+            what: format!("weights: {} in the model folder", WEIGHT_FILES.join(" or ")),
+            path: path.to_path_buf(),
+        })
+}
+
+/// Writes a model folder: weights and `config.json` (Hugging Face layout), the tokenizer files of
+/// `tokenizer_from`, and `simcse.json`. Each file is written atomically.
+pub fn save<B: Backend>(
+    model: &BertModel<B>,
+    config: &BertConfig,
+    tokenizer_from: &Path,
+    settings: &SimcseSettings,
+    dir: &Path,
+) -> Result<()> {
+    checkpoint::save(model, config, dir)?;
+    for f in TOKENIZER_FILES {
+        let src = tokenizer_from.join(f);
+        if src.is_file() {
+            std::fs::copy(&src, dir.join(f)).map_err(ModelError::io(&src))?;
+        }
+    }
+    let json = serde_json::to_string_pretty(settings).map_err(|e| ModelError::Config {
+        path: dir.join(SETTINGS_FILE),
+        message: e.to_string(),
+    })?;
+    checkpoint::write_atomic(&dir.join(SETTINGS_FILE), &(json + "\n"))
+}
