@@ -88,8 +88,7 @@ impl Device {
                         anyhow::anyhow!(
                             "{e}\nCUDA needs an NVIDIA GPU with its driver (libcuda.so.1) and NVRTC \
                              (libnvrtc.so.*: from a CUDA toolkit, or PyTorch's nvidia-cuda-nvrtc \
-                             wheel with its lib folder on LD_LIBRARY_PATH); scripts/gpu-check.sh \
-                             shows how"
+                             wheel with its lib folder on LD_LIBRARY_PATH)"
                         )
                     })?;
                 job.run::<GpuTrain>(device)

@@ -50,6 +50,19 @@ fn skipped(log: &RowLog) -> BTreeMap<String, usize> {
         .collect()
 }
 
+impl FileSummary {
+    fn new(file: &Path, log: &RowLog, written: usize, duplicates_dropped: usize) -> Self {
+        FileSummary {
+            file: file.to_path_buf(),
+            rows_read: log.rows_read,
+            rows_kept: log.rows_kept(),
+            skipped: skipped(log),
+            written,
+            duplicates_dropped,
+        }
+    }
+}
+
 /// Splits a group's expected files into present and missing; errors when none (or, with
 /// `require_all`, any) is present.
 fn present(
@@ -124,14 +137,9 @@ fn prepare_kornli(opts: &Options, summary: &mut Summary) -> Result<()> {
         *counts
             .entry("duplicate_triples_dropped".to_string())
             .or_default() += dups;
-        summary.files.push(FileSummary {
-            file: path.clone(),
-            rows_read: log.rows_read,
-            rows_kept: log.rows_kept(),
-            skipped: skipped(&log),
-            written: kept.len(),
-            duplicates_dropped: dups,
-        });
+        summary
+            .files
+            .push(FileSummary::new(&path, &log, kept.len(), dups));
         sources.push(SourceFile::new(&path, &bytes));
         all.extend(kept.into_iter().map(|t| (t, source)));
     }
@@ -187,14 +195,9 @@ fn prepare_sts(opts: &Options, summary: &mut Summary) -> Result<()> {
             tool: tool(),
         };
         artifact::write_manifest(&out, &manifest)?;
-        summary.files.push(FileSummary {
-            file: path.clone(),
-            rows_read: log.rows_read,
-            rows_kept: log.rows_kept(),
-            skipped: skipped(&log),
-            written: pairs.len(),
-            duplicates_dropped: 0,
-        });
+        summary
+            .files
+            .push(FileSummary::new(&path, &log, pairs.len(), 0));
         summary.artifacts.push((out, pairs.len()));
     }
     Ok(())

@@ -71,27 +71,23 @@ pub fn load<B: Backend>(
         path: weights.clone(),
         message,
     };
-    let result: ApplyResult = if weights
+    let pickle = weights
         .extension()
-        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth")
-    {
-        let mut store = PytorchStore::from_file(&weights)
-            .remap(hf_to_burn())
-            .allow_partial(true)
-            .validate(false);
+        .is_some_and(|e| e == "bin" || e == "pt" || e == "pth");
+    let applied = if pickle {
+        let store = PytorchStore::from_file(&weights).remap(hf_to_burn());
         model
-            .load_from(&mut store)
-            .map_err(|e| werr(e.to_string()))?
+            .load_from(&mut store.allow_partial(true).validate(false))
+            .map_err(|e| e.to_string())
     } else {
-        let mut store = SafetensorsStore::from_file(&weights)
+        let store = SafetensorsStore::from_file(&weights)
             .with_from_adapter(PyTorchToBurnAdapter)
-            .remap(hf_to_burn())
-            .allow_partial(true)
-            .validate(false);
+            .remap(hf_to_burn());
         model
-            .load_from(&mut store)
-            .map_err(|e| werr(e.to_string()))?
+            .load_from(&mut store.allow_partial(true).validate(false))
+            .map_err(|e| e.to_string())
     };
+    let result: ApplyResult = applied.map_err(werr)?;
     if let Some(e) = result.errors.first() {
         let (key, message) = match e {
             ApplyError::ShapeMismatch {

