@@ -282,13 +282,19 @@ struct Mask<B: Backend> {
     masked: Tensor<B, 4, burn::tensor::Bool>,
 }
 
-/// Query rows the last layer of [`BertModel::forward_cls`] computes. One would do, but a single row
-/// makes the attention products vector-matrix products, and cubecl's matmul autotune (cubek-matmul
-/// 0.2, burn 0.21) caches a vector-matrix kernel under a key that ignores whether the key length is
-/// a multiple of the GPU's plane size, then runs it where it cannot ("Rhs dimension n=11 must be a
-/// multiple of plane size 8"). Two rows make them ordinary matrix products; rows do not interact,
-/// so `[CLS]`'s values are the same.
-pub const CLS_ROWS: usize = 2;
+/// Query rows the last layer of [`BertModel::forward_cls`] computes: `[CLS]` alone on burn-flex,
+/// two elsewhere. A single row makes the attention products vector-matrix products, and cubecl's
+/// matmul autotune (cubek-matmul 0.2, burn 0.21) caches a vector-matrix kernel under a key that
+/// ignores whether the key length is a multiple of the GPU's plane size, then runs it where it
+/// cannot ("Rhs dimension n=11 must be a multiple of plane size 8"). Two rows make them ordinary
+/// matrix products; rows do not interact, so `[CLS]`'s values are the same.
+pub fn cls_rows<B: Backend>(device: &B::Device) -> usize {
+    if B::name(device).contains("flex") {
+        1
+    } else {
+        2
+    }
+}
 
 /// `BertModel`: embeddings, encoder and the optional pooler.
 #[derive(Module, Debug)]
@@ -341,12 +347,14 @@ impl<B: Backend> BertModel<B> {
         self.forward_last_rows(input, None)
     }
 
-    /// As [`forward`](Self::forward), but the last layer computes only the first [`CLS_ROWS`]
-    /// tokens: the last hidden state is [batch, 2, hidden], `[CLS]` first. That is all the `cls`
-    /// poolers read, and it skips nearly all of the last layer (a sixth of MiniLM's work).
+    /// As [`forward`](Self::forward), but the last layer computes only the first
+    /// [`cls_rows`] tokens: the last hidden state is [batch, rows, hidden], `[CLS]` first. That is
+    /// all the `cls` poolers read, and it skips nearly all of the last layer (a sixth of MiniLM's
+    /// work).
     pub fn forward_cls(&self, input: BertInput<B>) -> Vec<Tensor<B, 3>> {
-        let seq = input.input_ids.dims()[1];
-        self.forward_last_rows(input, Some(CLS_ROWS.min(seq)))
+        let [_, seq] = input.input_ids.dims();
+        let rows = cls_rows::<B>(&input.input_ids.device()).min(seq);
+        self.forward_last_rows(input, Some(rows))
     }
 
     fn forward_last_rows(&self, input: BertInput<B>, rows: Option<usize>) -> Vec<Tensor<B, 3>> {
