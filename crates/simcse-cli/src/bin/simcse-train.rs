@@ -54,7 +54,7 @@ struct ConfigKeys {
     train_file: Option<PathBuf>,
     /// STS set evaluated every --eval-steps; the best model by Spearman is kept. "": none.
     #[arg(long)]
-    dev_file: Option<PathBuf>,
+    dev_file: Option<String>,
     /// The run folder.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -284,11 +284,17 @@ mod tests {
             "unsup",
             "--learning-rate",
             "3e-5",
+            "--dev-file",
+            "",
         ]);
         let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
         assert_eq!(
             (c.do_mlm, c.mode, c.learning_rate),
             (false, Mode::Unsup, 3e-5)
+        );
+        assert!(
+            c.dev_file.as_os_str().is_empty(),
+            "--dev-file \"\" means no dev set"
         );
         assert!(
             command()
