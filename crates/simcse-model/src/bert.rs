@@ -197,7 +197,13 @@ pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) ->
 /// approximation even for exact GELU (gradients off by up to ~2e-3; the wgpu test found it).
 /// burn-flex has an exact fused backward, so the CPU keeps the one-op path; inference always does.
 fn needs_exact_gelu_grad<B: Backend>(device: &B::Device) -> bool {
-    B::ad_enabled(device) && !B::name(device).contains("flex")
+    B::ad_enabled(device) && !on_flex::<B>(device)
+}
+
+/// Whether `B` is burn-flex (alone or under autodiff): the backend whose kernels the two
+/// workarounds here are not needed for.
+fn on_flex<B: Backend>(device: &B::Device) -> bool {
+    B::name(device).contains("flex")
 }
 
 /// `BertLayer`: attention, then the feed-forward block (post-LayerNorm).
@@ -289,11 +295,7 @@ struct Mask<B: Backend> {
 /// cannot ("Rhs dimension n=11 must be a multiple of plane size 8"). Two rows make them ordinary
 /// matrix products; rows do not interact, so `[CLS]`'s values are the same.
 pub fn cls_rows<B: Backend>(device: &B::Device) -> usize {
-    if B::name(device).contains("flex") {
-        1
-    } else {
-        2
-    }
+    if on_flex::<B>(device) { 1 } else { 2 }
 }
 
 /// `BertModel`: embeddings, encoder and the optional pooler.

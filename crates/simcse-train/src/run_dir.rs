@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use simcse_artifact::ArtifactError;
+
 use crate::config::TrainConfig;
 use crate::trainer::{Result, TrainError};
 
@@ -62,7 +64,9 @@ impl RunDir {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).map_err(TrainError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+    let write = |f: &mut File| {
+        f.write_all(text.as_bytes())
+            .map_err(ArtifactError::io(path))
+    };
+    Ok(simcse_artifact::write_atomic(path, write)?)
 }
