@@ -68,9 +68,23 @@ const ALL_HELP: &str =
                                the binaries are built with the feature the device needs
 ";
 
+const GPU_KIT_HELP: &str =
+    "  gpu-kit    build the GPU check kit into target/gpu-kit: stripped release binaries and test
+             binaries for the GPU, the prepared data, the fixtures, all-MiniLM-L6-v2 in fp16,
+             scripts/gpu-check.sh (run it there: see the README)
+             [--device DEV]    cuda (default), or wgpu for a dry-run on Vulkan/lavapipe
+             [--debug]         debug profile: a quicker build, for a dry-run
+             [--raw-dir DIR]   the public data mirror (default ../shared/data)
+             [--minilm DIR]    all-MiniLM-L6-v2 (default .cache/all-MiniLM-L6-v2)
+";
+
+/// What a kit may weigh: the GPU machines take 64 MiB with the working tree, which is ~2 MiB.
+const GPU_KIT_MAX_BYTES: u64 = 60 << 20;
+
 fn usage() -> String {
     let mut s = String::from("usage: cargo xtask [--release] <command> [args...]\n\ncommands:\n");
     s += ALL_HELP;
+    s += GPU_KIT_HELP;
     for (name, pkg, bin, sub, what) in COMMANDS {
         s += &format!(
             "  {name:<10} {what}\n             runs `{bin}{}` of {pkg}\n",
@@ -96,6 +110,9 @@ fn main() -> Result<ExitCode> {
     }
     if name == "all" {
         return all(&args[1..], release).map(|()| ExitCode::SUCCESS);
+    }
+    if name == "gpu-kit" {
+        return gpu_kit(&args[1..]).map(|()| ExitCode::SUCCESS);
     }
     if !COMMANDS.iter().any(|c| c.0 == name) {
         bail!("unknown command {name:?}\n\n{}", usage());
@@ -305,4 +322,229 @@ fn all(args: &[String], release: bool) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `cargo xtask gpu-kit`: everything `scripts/gpu-check.sh` needs on a GPU machine that has python3
+/// with torch but no Rust and no network, in one folder under 60 MiB.
+fn gpu_kit(args: &[String]) -> Result<()> {
+    let (mut device, mut release) = ("cuda".to_string(), true);
+    let mut raw = PathBuf::from("../shared/data");
+    let mut minilm = PathBuf::from(".cache/all-MiniLM-L6-v2");
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--device" => device = value()?,
+            "--debug" => release = false,
+            "--raw-dir" => raw = value()?.into(),
+            "--minilm" => minilm = value()?.into(),
+            "-h" | "--help" => {
+                print!("{GPU_KIT_HELP}");
+                return Ok(());
+            }
+            other => bail!("gpu-kit: unknown option {other:?}\n\n{GPU_KIT_HELP}"),
+        }
+    }
+    let feature = match device.as_str() {
+        "cuda" | "wgpu" => device.clone(),
+        other => bail!("gpu-kit: --device {other:?}: cuda or wgpu"),
+    };
+    if !minilm.join("model.safetensors").is_file() {
+        bail!(
+            "no all-MiniLM-L6-v2 at {}: run scripts/fetch-minilm.sh or pass --minilm DIR",
+            minilm.display()
+        );
+    }
+    let kit = target_dir().join("gpu-kit");
+    if kit.exists() {
+        std::fs::remove_dir_all(&kit).with_context(|| format!("removing {}", kit.display()))?;
+    }
+    let staging = kit.join("staging");
+    let bin = staging.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    build_stages(release, Some(&feature))?;
+    for b in ["simcse-train", "simcse-eval"] {
+        copy(&target_dir().join(profile(release)).join(b), &bin.join(b))?;
+    }
+    for (test, exe) in build_gpu_tests(release, &feature)? {
+        copy(&exe, &bin.join(format!("test-{test}")))?;
+    }
+    // fp16, and only the word embeddings of tokens that the kit's texts use (the others are never
+    // read on those texts; zeroed, they compress away): 87 MB of weights become ~21 MB.
+    let texts: Vec<PathBuf> = ["kor-nlu", "klue-sts"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(raw.join(d)).into_iter().flatten())
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "tsv" || x == "json"))
+        .collect();
+    let ok = Command::new("python3")
+        .args(["scripts/gpu_reference.py", "half"])
+        .arg(&minilm)
+        .arg(staging.join("minilm-fp16"))
+        .arg("--texts")
+        .args(&texts)
+        .status()
+        .context("running python3 scripts/gpu_reference.py half")?;
+    if !ok.success() {
+        bail!(
+            "converting all-MiniLM-L6-v2 to fp16 failed (it needs the Python package tokenizers)"
+        );
+    }
+    // One xz stream with a large dictionary: the binaries share most of their code.
+    eprintln!("==> gpu-kit: compressing the binaries and the model");
+    let ok = Command::new("tar")
+        .args([
+            "-cJf",
+            "payload.tar.xz",
+            "-C",
+            "staging",
+            "bin",
+            "minilm-fp16",
+        ])
+        .current_dir(&kit)
+        .env(
+            "XZ_OPT",
+            if release {
+                "--lzma2=preset=9e,dict=192MiB -T0"
+            } else {
+                "-0 -T0" // a dry-run's kit stays here: fast, not small
+            },
+        )
+        .status()
+        .context("running tar (needs xz)")?;
+    if !ok.success() {
+        bail!("tar -cJf failed");
+    }
+    std::fs::remove_dir_all(&staging)?;
+
+    let prepared = kit.join("data");
+    step(
+        "prepare",
+        "prepare",
+        &[
+            "--raw-dir".into(),
+            raw.display().to_string(),
+            "--out-dir".into(),
+            prepared.display().to_string(),
+        ],
+        release,
+    )?;
+    // The compiled kernels and autotune results of an earlier check (its OUT/cubecl-cache.tar.gz):
+    // they spare the GPU machine minutes of compiling and tuning.
+    let cache = Path::new(".cache/gpu-kit/cubecl-cache.tar.gz");
+    if cache.is_file() {
+        copy(cache, &kit.join("cubecl-cache.tar.gz"))?;
+    }
+    for file in ["scripts/gpu-check.sh", "scripts/gpu_reference.py"] {
+        copy(
+            Path::new(file),
+            &kit.join(Path::new(file).file_name().unwrap_or_default()),
+        )?;
+    }
+    for file in ["configs/sup.toml", "configs/sup-xnli-minilm.toml"] {
+        copy(Path::new(file), &kit.join(file))?;
+    }
+    for krate in ["simcse-model", "simcse-train", "simcse-eval"] {
+        let fixtures = format!("crates/{krate}/tests/fixtures");
+        copy_tree(Path::new(&fixtures), &kit.join("repo").join(&fixtures))?;
+    }
+    for dir in ["kor-nlu", "klue-sts"] {
+        copy_tree(&raw.join(dir), &kit.join("shared-data").join(dir))?;
+    }
+    let vocab = "kr-bert/vocab_snu_char16424.txt";
+    copy(&raw.join(vocab), &kit.join("shared-data").join(vocab))?;
+
+    let bytes = tree_bytes(&kit)?;
+    eprintln!(
+        "==> gpu-kit: {} ({:.1} MiB). On the GPU machine: bash gpu-check.sh OUT",
+        kit.display(),
+        bytes as f64 / (1 << 20) as f64
+    );
+    if release && bytes > GPU_KIT_MAX_BYTES {
+        bail!("the kit is over {} MiB", GPU_KIT_MAX_BYTES >> 20);
+    }
+    Ok(())
+}
+
+/// Builds the test binaries of the parity, training and scoring tests with the GPU `feature`, and
+/// returns (test name, executable) as cargo reports them.
+fn build_gpu_tests(release: bool, feature: &str) -> Result<Vec<(String, PathBuf)>> {
+    eprintln!("==> gpu-kit: the {feature} test binaries");
+    let crates = ["simcse-model", "simcse-train", "simcse-eval"];
+    let features: Vec<String> = crates.iter().map(|c| format!("{c}/{feature}")).collect();
+    let mut cmd = Command::new(cargo());
+    cmd.args(["test", "--no-run", "--message-format=json"]);
+    for c in crates {
+        cmd.args(["--package", c]);
+    }
+    cmd.args(["--test", "parity", "--test", "train", "--test", "eval"]);
+    cmd.args(["--features", &features.join(",")]);
+    if release {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo test --no-run")?;
+    if !out.status.success() {
+        bail!("building the test binaries failed");
+    }
+    // One JSON object a line; the test executables are the artifacts with an "executable" whose
+    // target kind is "test". A string search keeps xtask free of a JSON dependency.
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if !line.contains(r#""kind":["test"]"#) {
+            continue;
+        }
+        let field = |key: &str| {
+            let start = line.find(key)? + key.len();
+            Some(line[start..start + line[start..].find('"')?].to_string())
+        };
+        if let (Some(name), Some(exe)) = (field(r#""name":""#), field(r#""executable":""#)) {
+            found.push((name, PathBuf::from(exe)));
+        }
+    }
+    if found.len() != 3 {
+        bail!("expected 3 test binaries, cargo reported {found:?}");
+    }
+    Ok(found)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        let dest = to.join(path.file_name().unwrap_or_default());
+        if path.is_dir() {
+            copy_tree(&path, &dest)?;
+        } else {
+            copy(&path, &dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn tree_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        total += if entry.file_type()?.is_dir() {
+            tree_bytes(&entry.path())?
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total)
 }

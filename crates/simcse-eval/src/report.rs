@@ -153,19 +153,20 @@ pub fn markdown(report: &Report) -> String {
             m.max_len,
             m.seconds
         );
-        md += "| set | pairs | sentences | Spearman | Pearson | alignment (gold >= 4) | uniformity |\n|---|---:|---:|---:|---:|---:|---:|\n";
+        md += "| set | pairs | sentences | Spearman | Pearson | alignment (gold >= 4) | uniformity | encoded/s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for s in &m.sets {
             let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or("–".into());
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.2} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.0} |",
                 s.name,
                 s.score.pairs,
                 s.sentences,
                 s.score.spearman,
                 s.score.pearson,
                 f(s.alignment),
-                f(s.uniformity)
+                f(s.uniformity),
+                s.sentences as f64 / s.encode_seconds.max(1e-9)
             );
         }
         md += "\nAlignment and uniformity (Wang & Isola 2020) are computed on unit embeddings; lower is better for both.\n";

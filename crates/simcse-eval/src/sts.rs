@@ -33,6 +33,8 @@ pub struct SetResult {
     /// log mean exp(-2 d^2) over all pairs of the set's distinct sentences.
     pub uniformity: Option<f64>,
     pub sentences: usize,
+    /// Seconds to embed the set's distinct sentences (tokenizer, model, pooler, back to the host).
+    pub encode_seconds: f64,
     /// (gold, cosine) of every pair, in file order, for the plots.
     #[serde(skip)]
     pub points: Vec<(f32, f64)>,
@@ -42,6 +44,7 @@ pub struct SetResult {
 struct Embedded {
     emb: Vec<Vec<f32>>,
     ids: Vec<(usize, usize)>,
+    seconds: f64,
 }
 
 /// Encodes the distinct sentences of `pairs` once.
@@ -58,15 +61,17 @@ fn embed<B: Backend>(encoder: &Encoder<B>, pairs: &[StsPair]) -> Result<Embedded
         });
         ids.push((a, b));
     }
+    let start = std::time::Instant::now();
     let mut emb = encoder.encode(&distinct)?;
+    let seconds = start.elapsed().as_secs_f64();
     normalize(&mut emb);
-    Ok(Embedded { emb, ids })
+    Ok(Embedded { emb, ids, seconds })
 }
 
 /// Spearman and Pearson x100 of cosine similarity against gold: the same code path for the eval stage
 /// and for the trainer's periodic dev evaluation.
 pub fn score_pairs<B: Backend>(encoder: &Encoder<B>, pairs: &[StsPair]) -> Result<StsScore> {
-    let Embedded { emb, ids } = embed(encoder, pairs)?;
+    let Embedded { emb, ids, .. } = embed(encoder, pairs)?;
     correlations(pairs, &cosines(&emb, &ids))
 }
 
@@ -96,7 +101,7 @@ pub fn evaluate_set<B: Backend>(
             message: format!("{} pairs: an STS set needs at least 2", pairs.len()),
         });
     }
-    let Embedded { emb, ids } = embed(encoder, &pairs)?;
+    let Embedded { emb, ids, seconds } = embed(encoder, &pairs)?;
     let cos = cosines(&emb, &ids);
     let score = correlations(&pairs, &cos).map_err(|e| EvalError::Input {
         path: path.into(),
@@ -114,6 +119,7 @@ pub fn evaluate_set<B: Backend>(
         alignment: alignment(&positives),
         uniformity: uniformity(&emb),
         sentences: emb.len(),
+        encode_seconds: seconds,
         points: pairs.iter().map(|p| p.score).zip(cos).collect(),
     })
 }

@@ -1,7 +1,7 @@
 //! The evaluator against scipy and PyTorch (fixtures from `fixtures/make_fixtures.py`), its report and
 //! plots, and its errors. One test binary: each one monomorphises the model again.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use simcse_testkit::minilm;
 use simcse_testkit::prepared;
@@ -12,7 +12,7 @@ use simcse_model::backend::Cpu;
 use simcse_model::{Encoder, Pooler};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    simcse_testkit::repo().join("crates/simcse-eval/tests/fixtures")
 }
 
 #[test]
@@ -134,17 +134,29 @@ fn bad_inputs_are_clear_errors() {
 #[test]
 fn wgpu_scores_equal_flex() {
     use simcse_model::backend::Wgpu;
-    if !simcse_testkit::gpu_ready::<Wgpu>() {
-        return;
+    if simcse_testkit::gpu_ready::<Wgpu>() {
+        gpu_scores_equal_flex::<Wgpu>("wgpu", 1e-4);
     }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_scores_equal_flex() {
+    use simcse_model::backend::Gpu;
+    simcse_testkit::cuda_ready::<Gpu>();
+    gpu_scores_equal_flex::<Gpu>("cuda", simcse_testkit::TF32_TOLERANCE);
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+/// Embeddings within `tol` of burn-flex's (CUDA: `TF32_TOLERANCE`), correlations x100 within 100 tol.
+fn gpu_scores_equal_flex<B: burn::tensor::backend::Backend>(name: &str, tol: f32) {
     let data = prepared();
     let pairs = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
     let pairs = &pairs[..60];
     let cpu = Encoder::<Cpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
         .unwrap();
-    let gpu =
-        Encoder::<Wgpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
-            .unwrap();
+    let gpu = Encoder::<B>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
+        .unwrap();
     let sentences: Vec<&str> = pairs.iter().map(|p| p.sentence1.as_str()).collect();
     let (a, b) = (
         cpu.encode(&sentences).unwrap(),
@@ -160,9 +172,12 @@ fn wgpu_scores_equal_flex() {
         score_pairs(&gpu, pairs).unwrap(),
     );
     println!(
-        "wgpu vs flex: embeddings max abs diff {worst:.2e}; Spearman {:.4} vs {:.4}",
+        "{name} vs flex: embeddings max abs diff {worst:.2e}; Spearman {:.4} vs {:.4}",
         sb.spearman, sa.spearman
     );
-    assert!(worst <= 1e-4, "embeddings differ by {worst}");
-    assert!((sa.spearman - sb.spearman).abs() <= 0.01 && (sa.pearson - sb.pearson).abs() <= 0.01);
+    let scores = f64::from(tol) * 100.0;
+    assert!(worst <= tol, "embeddings differ by {worst}");
+    assert!(
+        (sa.spearman - sb.spearman).abs() <= scores && (sa.pearson - sb.pearson).abs() <= scores
+    );
 }

@@ -30,15 +30,30 @@ pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 /// Runs a tiny computation on `device` and reads it back. The GPU backends panic when the driver or
 /// the device is missing; this turns that into an error that `what` names (e.g. "CUDA device 0").
 pub fn check_device<B: Backend>(device: &B::Device, what: &str) -> Result<()> {
+    without_panic(what, || {
+        let x = Tensor::<B, 1>::from_floats([1.0, 2.0], device);
+        x.sum().into_scalar();
+    })
+}
+
+/// Whether the backend runs bf16 matrix products ([`crate::precision`]); those that cannot panic.
+pub fn check_bf16<B: Backend>(device: &B::Device) -> Result<()> {
+    without_panic(&format!("bf16 on {}", B::name(device)), || {
+        let x = Tensor::<B, 2>::from_floats([[1.0, 2.0], [3.0, 4.0]], device);
+        crate::precision::autocast(crate::precision::Precision::Bf16, || {
+            crate::precision::matmul(x.clone(), x).sum().into_scalar()
+        });
+    })
+}
+
+/// Runs `f`, turning a panic into [`ModelError::Device`] (and keeping it off stderr).
+fn without_panic(what: &str, f: impl FnOnce()) -> Result<()> {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let x = Tensor::<B, 1>::from_floats([1.0, 2.0], device);
-        x.sum().into_scalar()
-    }));
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     std::panic::set_hook(hook);
     let message = match run {
-        Ok(_) => return Ok(()),
+        Ok(()) => return Ok(()),
         Err(payload) => payload
             .downcast_ref::<String>()
             .cloned()

@@ -15,6 +15,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::config::{Activation, BertConfig};
+use crate::precision;
 use crate::tokenizer::Batch;
 
 /// `transformers`' `initializer_range` default: weights ~ N(0, 0.02) when a model is made from scratch.
@@ -42,7 +43,7 @@ fn layer_norm<B: Backend>(c: &BertConfig, device: &B::Device) -> LayerNorm<B> {
 /// treat a 3-D input as `batch` small products, several times slower on CPU.
 fn dense<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, s, d] = x.dims();
-    let y = layer.forward(x.reshape([b * s, d]));
+    let y = precision::linear(layer, x.reshape([b * s, d]));
     let out = y.dims()[1];
     y.reshape([b, s, out])
 }
@@ -117,10 +118,9 @@ impl<B: Backend> BertSelfAttention<B> {
         let context = if B::ad_enabled(&q.device()) {
             // Training: attention dropout needs the probabilities, so compute them explicitly.
             let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
-            let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask.additive.clone();
-            self.dropout
-                .forward(activation::softmax(scores, 3))
-                .matmul(v)
+            let scores =
+                precision::matmul(q, k.swap_dims(2, 3)).mul_scalar(scale) + mask.additive.clone();
+            precision::matmul(self.dropout.forward(activation::softmax(scores, 3)), v)
         } else {
             // Inference: the backend's fused attention (same result, less memory traffic).
             let m = mask.masked.clone().slice([0..b, 0..1, 0..rows, 0..s]);

@@ -15,6 +15,7 @@ pub mod loss;
 pub mod mlm;
 pub mod model_dir;
 pub mod pooler;
+pub mod precision;
 pub mod rng;
 pub mod tokenizer;
 
@@ -24,4 +25,5 @@ pub use encode::Encoder;
 pub use error::{ModelError, Result};
 pub use model_dir::ModelDir;
 pub use pooler::Pooler;
+pub use precision::Precision;
 pub use tokenizer::Tokenizer;

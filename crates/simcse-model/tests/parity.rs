@@ -16,7 +16,7 @@ use simcse_model::tokenizer::{Tokenizer, WordPieceSettings};
 use simcse_model::{BertConfig, Encoder, ModelError, Pooler, checkpoint};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    simcse_testkit::repo().join("crates/simcse-model/tests/fixtures")
 }
 
 fn values<B: burn::tensor::backend::Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -44,8 +44,8 @@ fn tiny_input<B: burn::tensor::backend::Backend>(
 }
 
 /// Loads a tiny fixture folder and checks every hidden state, the pooler output and every SimCSE
-/// pooler against PyTorch's, within 1e-4.
-fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig) -> f32 {
+/// pooler against PyTorch's, within `tol` (1e-4; CUDA: [`simcse_testkit::TF32_TOLERANCE`]).
+fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig, tol: f32) -> f32 {
     let device = Default::default();
     let expected = read_tensors(&fixtures().join("tiny/expected.safetensors"));
     let (model, report) = checkpoint::load::<B>(dir, config, &device).unwrap();
@@ -62,7 +62,7 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
             &expected[&format!("hidden_states.{i}")].1,
         );
         assert!(
-            d <= 1e-4,
+            d <= tol,
             "{}: hidden_states.{i} differs by {d}",
             dir.display()
         );
@@ -71,7 +71,7 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
     for p in Pooler::ALL {
         let got = values(p.pool(&model, &hidden, mask.clone()).unwrap());
         let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
-        assert!(d <= 1e-4, "{}: pooler {p} differs by {d}", dir.display());
+        assert!(d <= tol, "{}: pooler {p} differs by {d}", dir.display());
         worst = worst.max(d);
     }
     // The `cls` poolers' shortcut, only [CLS] through the last layer, gives the same embeddings.
@@ -82,7 +82,7 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
         let got = values(p.pool(&model, &short, mask.clone()).unwrap());
         let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
         assert!(
-            d <= 1e-4,
+            d <= tol,
             "{}: forward_cls + {p} differs by {d}",
             dir.display()
         );
@@ -98,7 +98,7 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
         ),
         &expected["pooler_output"].1,
     );
-    assert!(d <= 1e-4, "pooler_output differs by {d}");
+    assert!(d <= tol, "pooler_output differs by {d}");
     worst
 }
 
@@ -110,9 +110,9 @@ fn tiny_config() -> BertConfig {
 fn tiny_bert_matches_pytorch_from_safetensors_bin_and_legacy_names() {
     let c = tiny_config();
     let worst = [
-        check_tiny::<Cpu>(&fixtures().join("tiny"), &c),
-        check_tiny::<Cpu>(&fixtures().join("tiny-bin"), &c),
-        check_tiny::<Cpu>(&fixtures().join("tiny-legacy"), &c),
+        check_tiny::<Cpu>(&fixtures().join("tiny"), &c, 1e-4),
+        check_tiny::<Cpu>(&fixtures().join("tiny-bin"), &c, 1e-4),
+        check_tiny::<Cpu>(&fixtures().join("tiny-legacy"), &c, 1e-4),
     ];
     println!("max abs diff vs PyTorch (safetensors, bin, legacy): {worst:?}");
 }
@@ -124,7 +124,7 @@ fn training_attention_path_matches_with_dropout_off() {
     let mut c = tiny_config();
     c.hidden_dropout_prob = 0.0;
     c.attention_probs_dropout_prob = 0.0;
-    check_tiny::<CpuTrain>(&fixtures().join("tiny"), &c);
+    check_tiny::<CpuTrain>(&fixtures().join("tiny"), &c, 1e-4);
 }
 
 /// The GPU code path (burn's cubecl kernels through wgpu; Mesa lavapipe in CI): the same fixtures
@@ -133,16 +133,34 @@ fn training_attention_path_matches_with_dropout_off() {
 #[test]
 fn tiny_bert_matches_pytorch_on_wgpu() {
     use simcse_model::backend::{Wgpu, WgpuTrain};
-    if !simcse_testkit::gpu_ready::<Wgpu>() {
-        return;
+    if simcse_testkit::gpu_ready::<Wgpu>() {
+        tiny_bert_matches_pytorch_on::<Wgpu, WgpuTrain>("wgpu", 1e-4);
     }
+}
+
+/// The same on CUDA (built only by `cargo xtask gpu-kit`; run by `scripts/gpu-check.sh`), where f32
+/// matrix products run in TF32 (see `TF32_TOLERANCE`).
+#[cfg(feature = "cuda")]
+#[test]
+fn tiny_bert_matches_pytorch_on_cuda() {
+    use simcse_model::backend::{Gpu, GpuTrain};
+    simcse_testkit::cuda_ready::<Gpu>();
+    tiny_bert_matches_pytorch_on::<Gpu, GpuTrain>("cuda", simcse_testkit::TF32_TOLERANCE);
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn tiny_bert_matches_pytorch_on<B, T>(name: &str, tol: f32)
+where
+    B: burn::tensor::backend::Backend,
+    T: burn::tensor::backend::AutodiffBackend<InnerBackend = B>,
+{
     let mut c = tiny_config();
-    let inference = check_tiny::<Wgpu>(&fixtures().join("tiny"), &c);
+    let inference = check_tiny::<B>(&fixtures().join("tiny"), &c, tol);
     c.hidden_dropout_prob = 0.0;
     c.attention_probs_dropout_prob = 0.0;
-    let training = check_tiny::<WgpuTrain>(&fixtures().join("tiny"), &c);
+    let training = check_tiny::<T>(&fixtures().join("tiny"), &c, tol);
     println!(
-        "wgpu: max abs diff vs PyTorch {inference:.2e} (inference), {training:.2e} (autodiff)"
+        "{name}: max abs diff vs PyTorch {inference:.2e} (inference), {training:.2e} (autodiff)"
     );
 }
 
@@ -180,7 +198,7 @@ fn save_then_load_is_lossless_and_keeps_hf_key_names() {
             .hidden_size,
         32
     );
-    check_tiny::<Cpu>(out.path(), &c);
+    check_tiny::<Cpu>(out.path(), &c, 1e-4);
 }
 
 /// Copies the tiny safetensors without the tensors for which `drop` is true.
@@ -396,15 +414,26 @@ fn mlm_head_and_loss_match_pytorch() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn gelu_gradient_is_exact_on_wgpu() {
+    use simcse_model::backend::{Wgpu, WgpuTrain};
+    if simcse_testkit::gpu_ready::<Wgpu>() {
+        gelu_gradient_is_exact_on::<WgpuTrain>("wgpu");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn gelu_gradient_is_exact_on_cuda() {
+    use simcse_model::backend::{Gpu, GpuTrain};
+    simcse_testkit::cuda_ready::<Gpu>();
+    gelu_gradient_is_exact_on::<GpuTrain>("cuda");
+}
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn gelu_gradient_is_exact_on<T: burn::tensor::backend::AutodiffBackend>(name: &str) {
     use burn::tensor::Distribution;
     use burn::tensor::backend::AutodiffBackend;
-    use simcse_model::backend::{Wgpu, WgpuTrain, check_device};
     use simcse_model::bert::activate;
     use simcse_model::config::Activation;
-    let check = check_device::<Wgpu>(&Default::default(), "wgpu").map_err(|e| e.to_string());
-    if !simcse_testkit::wgpu_ready(check) {
-        return;
-    }
     let x = Tensor::<Cpu, 2>::random([8, 64], Distribution::Normal(0.0, 2.0), &Default::default());
     fn grad<B: AutodiffBackend>(x: TensorData) -> (Vec<f32>, Vec<f32>) {
         let x = Tensor::<B, 2>::from_data(x, &Default::default()).require_grad();
@@ -414,8 +443,8 @@ fn gelu_gradient_is_exact_on_wgpu() {
         (values(y.inner()), values(g))
     }
     let (yf, gf) = grad::<CpuTrain>(x.to_data());
-    let (yg, gg) = grad::<WgpuTrain>(x.into_data());
+    let (yg, gg) = grad::<T>(x.into_data());
     let (dy, dg) = (max_abs_diff(&yf, &yg), max_abs_diff(&gf, &gg));
-    println!("GELU wgpu vs flex: forward {dy:.2e}, gradient {dg:.2e}");
+    println!("GELU {name} vs flex: forward {dy:.2e}, gradient {dg:.2e}");
     assert!(dy <= 1e-5 && dg <= 1e-4, "forward {dy}, gradient {dg}");
 }

@@ -3,8 +3,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// The checkout: `$SIMCSE_REPO_DIR` (the GPU kit's copy of the fixtures, on a machine where the
+/// build's path does not exist), else where the tests were built.
+pub fn repo() -> PathBuf {
+    std::env::var_os("SIMCSE_REPO_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// The public data mirror: `$SIMCSE_SHARED_DATA`, else `../shared/data` beside the checkout.
@@ -76,6 +80,20 @@ pub fn prepared() -> tempfile::TempDir {
 pub fn gpu_ready<B: burn::tensor::backend::Backend>() -> bool {
     let check = simcse_model::backend::check_device::<B>(&Default::default(), "the wgpu device");
     wgpu_ready(check.map_err(|e| e.to_string()))
+}
+
+/// The parity tolerance on CUDA, where burn's f32 matrix products run on the tensor cores in TF32
+/// (cubek-matmul picks TF32 tiles for f32 inputs when the device has them; there is no switch): 10
+/// mantissa bits, as PyTorch with `allow_tf32`. Measured on an H200: tiny-BERT hidden states 2.0e-3
+/// from PyTorch's f32 (1e-4 elsewhere).
+pub const TF32_TOLERANCE: f32 = 1e-2;
+
+/// Panics unless CUDA device 0 answers: the CUDA tests are built only on purpose (`cargo xtask
+/// gpu-kit`), so a missing GPU there is a failure, not a skip.
+pub fn cuda_ready<B: burn::tensor::backend::Backend>() {
+    if let Err(e) = simcse_model::backend::check_device::<B>(&Default::default(), "CUDA device 0") {
+        panic!("{e}");
+    }
 }
 
 /// Whether the tests of the GPU code path on wgpu should run, given the device check's result.

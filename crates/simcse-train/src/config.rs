@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use simcse_model::Pooler;
+use simcse_model::{Pooler, Precision};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -96,6 +96,9 @@ pub struct TrainConfig {
     pub mlm_weight: f64,
     /// Share of tokens masked for the MLM loss (official default 0.15; 80/10/10 as BERT).
     pub mlm_probability: f64,
+    /// The encoder's matrix products in training: f32, or bf16 with everything else in f32
+    /// (`simcse_model::precision`; for CUDA, whose tensor cores run bf16 products far faster).
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -134,6 +137,7 @@ impl Default for TrainConfig {
             do_mlm: false,
             mlm_weight: 0.1,
             mlm_probability: 0.15,
+            precision: Precision::F32,
         }
     }
 }

@@ -18,7 +18,8 @@ use simcse_model::bert::{BertInput, BertModel, BertPooler};
 use simcse_model::loss::simcse_loss;
 use simcse_model::mlm::{LmHead, MaskingRule, mlm_loss};
 use simcse_model::model_dir::{self, SimcseSettings};
-use simcse_model::{BertConfig, Encoder, ModelDir, Tokenizer};
+use simcse_model::precision::autocast;
+use simcse_model::{BertConfig, Encoder, ModelDir, Precision, Tokenizer};
 
 use crate::checkpoint::{self, State};
 use crate::clip::clip_global_norm;
@@ -121,6 +122,9 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// Loads `config.init` (see [`ModelDir`]) with the dropout override and sets up the pooler MLP
     /// and the optimizer.
     pub fn new(config: TrainConfig, device: &B::Device) -> Result<Self> {
+        if config.precision == Precision::Bf16 {
+            simcse_model::backend::check_bf16::<B>(device)?;
+        }
         let mut init = ModelDir::open(&config.init)?;
         if let Some(p) = config.dropout {
             init.config.hidden_dropout_prob = p;
@@ -228,7 +232,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             .wrapping_mul(1_000_003)
             .wrapping_add(self.step as u64);
         B::seed(&self.device, seed);
-        let BatchLoss { total, mlm } = self.losses(batch, seed)?;
+        let BatchLoss { total, mlm } =
+            autocast(self.config.precision, || self.losses(batch, seed))?;
         let loss: f32 = total.clone().into_scalar().elem();
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {

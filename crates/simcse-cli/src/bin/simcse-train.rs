@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::Serialize;
 use simcse_cli::{Device, Job};
-use simcse_model::Pooler;
+use simcse_model::{Pooler, Precision};
 use simcse_train::config::MlpInit;
 use simcse_train::trainer::Summary;
 use simcse_train::{Mode, TrainConfig, Trainer};
@@ -134,6 +134,10 @@ struct ConfigKeys {
     /// Share of tokens masked for the MLM loss.
     #[arg(long)]
     mlm_probability: Option<f64>,
+    /// The encoder's matrix products: f32, or bf16 (mixed precision: f32 weights, optimizer state,
+    /// LayerNorm, softmax and loss).
+    #[arg(long)]
+    precision: Option<Precision>,
 }
 
 /// The command line, with each config key's default in its help.
