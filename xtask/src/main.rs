@@ -493,10 +493,19 @@ fn build_gpu_tests(release: bool, feature: &str) -> Result<Vec<(String, PathBuf)
     if !out.status.success() {
         bail!("building the test binaries failed");
     }
-    // One JSON object a line; the test executables are the artifacts with an "executable" whose
-    // target kind is "test". A string search keeps xtask free of a JSON dependency.
+    let found = test_executables(&String::from_utf8_lossy(&out.stdout));
+    if found.len() != 3 {
+        bail!("expected 3 test binaries, cargo reported {found:?}");
+    }
+    Ok(found)
+}
+
+/// (test name, executable) of each test binary in cargo's `--message-format=json` output: one JSON
+/// object a line, the artifacts whose target kind is "test" and that have an "executable". A string
+/// search keeps xtask free of a JSON dependency.
+fn test_executables(cargo_json: &str) -> Vec<(String, PathBuf)> {
     let mut found = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in cargo_json.lines() {
         if !line.contains(r#""kind":["test"]"#) {
             continue;
         }
@@ -508,10 +517,7 @@ fn build_gpu_tests(release: bool, feature: &str) -> Result<Vec<(String, PathBuf)
             found.push((name, PathBuf::from(exe)));
         }
     }
-    if found.len() != 3 {
-        bail!("expected 3 test binaries, cargo reported {found:?}");
-    }
-    Ok(found)
+    found
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {
@@ -547,4 +553,37 @@ fn tree_bytes(dir: &Path) -> Result<u64> {
         };
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_executables_are_read_from_cargo_json() {
+        // Lines as cargo 1.95 prints them (shortened): a library, a test binary, a build message.
+        let json = concat!(
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///r/crates/simcse-model#0.1.0","target":{"kind":["lib"],"crate_types":["lib"],"name":"simcse_model"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","package_id":"path+file:///r/crates/simcse-model#0.1.0","target":{"kind":["test"],"crate_types":["bin"],"name":"parity","src_path":"/r/crates/simcse-model/tests/parity.rs"},"executable":"/r/target/release/deps/parity-77"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            test_executables(json),
+            vec![(
+                "parity".into(),
+                PathBuf::from("/r/target/release/deps/parity-77")
+            )]
+        );
+    }
+
+    #[test]
+    fn the_device_option_picks_the_feature() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(device_feature(&args(&["--device", "wgpu"])), Some("wgpu"));
+        assert_eq!(device_feature(&args(&["--device=cuda:1"])), Some("cuda"));
+        assert_eq!(device_feature(&args(&["--device", "cpu"])), None);
+        assert_eq!(device_feature(&args(&["--config", "x"])), None);
+    }
 }

@@ -82,3 +82,32 @@ pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
         None => y,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Cpu;
+
+    #[test]
+    fn autocast_rounds_products_to_bf16_inside_its_scope_only() {
+        let device = Default::default();
+        // 1 + 2^-10 is exact in f32 and rounds to 1 in bf16 (8 bits of mantissa).
+        let a = Tensor::<Cpu, 2>::from_floats([[1.0 + 1.0 / 1024.0]], &device);
+        let one = Tensor::<Cpu, 2>::from_floats([[1.0]], &device);
+        let product = |a: Tensor<Cpu, 2>| matmul(a, one.clone()).into_scalar();
+        assert_eq!(product(a.clone()), 1.0 + 1.0 / 1024.0);
+        let inside = autocast(Precision::Bf16, || {
+            let nested = autocast(Precision::F32, || product(a.clone()));
+            (product(a.clone()), nested)
+        });
+        assert_eq!(inside, (1.0, 1.0 + 1.0 / 1024.0));
+        assert_eq!(product(a), 1.0 + 1.0 / 1024.0, "restored after the scope");
+        assert_eq!("bf16".parse::<Precision>(), Ok(Precision::Bf16));
+        assert!(
+            "fp8"
+                .parse::<Precision>()
+                .unwrap_err()
+                .contains("f32 or bf16")
+        );
+    }
+}
