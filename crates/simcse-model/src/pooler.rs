@@ -20,9 +20,10 @@ pub enum Pooler {
     Avg,
     /// Mean over real tokens of the average of the last two layers.
     AvgTop2,
-    /// Mean over real tokens of the average of the embedding output (`hidden_states[0]`) and the
-    /// last layer: what the official `models.py` computed until commit 206d7ae (2022), which moved
-    /// both it and `evaluation.py` to the first layer's output (`hidden_states[1]`).
+    /// Mean over real tokens of the average of the first transformer layer's output
+    /// (`hidden_states[1]`) and the last layer's, as the official `models.py` and `evaluation.py`
+    /// compute it since commit 206d7ae ("fix first-last avg", 2022); before it they took the
+    /// embedding output (`hidden_states[0]`).
     AvgFirstLast,
 }
 
@@ -114,7 +115,7 @@ impl Pooler {
                 }
                 mean((layer(hidden.len() - 1) + layer(hidden.len() - 2)).div_scalar(2.0))
             }
-            Pooler::AvgFirstLast => mean((layer(0) + last).div_scalar(2.0)),
+            Pooler::AvgFirstLast => mean((layer(1) + last).div_scalar(2.0)),
         })
     }
 }
