@@ -27,6 +27,13 @@ pub type Gpu = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 
+/// Whether `B` is burn-flex (alone or under autodiff), the CPU backend; the others are burn's cubecl
+/// backends, which compile their kernels at run time and autotune them per shape, and whose kernels
+/// two workarounds in `bert` are for.
+pub fn on_flex<B: Backend>(device: &B::Device) -> bool {
+    B::name(device).contains("flex")
+}
+
 /// Runs a tiny computation on `device` and reads it back. The GPU backends panic when the driver or
 /// the device is missing; this turns that into an error that `what` names (e.g. "CUDA device 0").
 pub fn check_device<B: Backend>(device: &B::Device, what: &str) -> Result<()> {

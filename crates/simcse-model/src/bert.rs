@@ -14,6 +14,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
+use crate::backend::on_flex;
 use crate::config::{Activation, BertConfig};
 use crate::precision;
 use crate::tokenizer::Batch;
@@ -198,12 +199,6 @@ pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) ->
 /// burn-flex has an exact fused backward, so the CPU keeps the one-op path; inference always does.
 fn needs_exact_gelu_grad<B: Backend>(device: &B::Device) -> bool {
     B::ad_enabled(device) && !on_flex::<B>(device)
-}
-
-/// Whether `B` is burn-flex (alone or under autodiff): the backend whose kernels the two
-/// workarounds here are not needed for.
-fn on_flex<B: Backend>(device: &B::Device) -> bool {
-    B::name(device).contains("flex")
 }
 
 /// `BertLayer`: attention, then the feed-forward block (post-LayerNorm).

@@ -401,6 +401,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             plan.total,
             plan.warmup
         );
+        if !simcse_model::backend::on_flex::<B>(&self.device) {
+            tracing::info!(
+                "GPU backend: kernels are compiled and autotuned as each new shape appears, so the \
+                 first updates are slow (over a minute for BERT-base on a fresh H200; autotune \
+                 results are cached on disk)"
+            );
+        }
         let bar = progress_bar(plan.total, self.step);
         let (start, mut sentences) = (Instant::now(), 0);
         let due = |every: usize, step: usize| every > 0 && step.is_multiple_of(every);
@@ -413,6 +420,12 @@ impl<B: AutodiffBackend> Trainer<B> {
                 let lr = plan.learning_rate(c.learning_rate, self.step);
                 let out = self.step(&batch, lr)?;
                 let rate = batch.examples as f64 / t0.elapsed().as_secs_f64();
+                if sentences == 0 {
+                    tracing::info!(
+                        "first update of this run: {:.1} s",
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
                 sentences += batch.tokens.batch;
                 summary.losses.push(out.loss);
                 if due(c.log_steps.max(1), self.step) || self.step == plan.total {
