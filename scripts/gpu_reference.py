@@ -331,6 +331,22 @@ def fmt(v, spec):
     return "–" if v is None else format(v, spec)
 
 
+def ratio(rate, ours):
+    return fmt(rate / ours if rate and ours else None, ".2f")
+
+
+def table(title, columns, rows):
+    """A markdown section: `columns` ending in "#" are numbers (right-aligned); each row is its cells
+    and an error (or None) written after the row. No rows: no section."""
+    if not rows:
+        return []
+    lines = [f"\n## {title}\n", "| " + " | ".join(c.rstrip("#") for c in columns) + " |",
+             "|" + "|".join("---:" if c.endswith("#") else "---" for c in columns) + "|"]
+    for cells, error in rows:
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |" + (f" {error}" if error else ""))
+    return lines
+
+
 def report(parts, out):
     """gpu-check.json (every part) and gpu-check.md (the tables) from the parts written so far."""
     data = {os.path.splitext(f)[0]: read_json(os.path.join(parts, f))
@@ -345,39 +361,31 @@ def report(parts, out):
             md += [f"  - {line}" for line in t["results"] + t["measured"] + t["failures"]]
     order = ["ours-f32", "ours-bf16", "ours", "torch-fp32", "torch-tf32", "torch-bf16"]
     rank = lambda kv: next((i for i, o in enumerate(order) if kv[0].endswith(o)), len(order))
-    trains = sorted(((k, v) for k, v in data.items() if k.startswith("train-")), key=rank)
-    if trains:
-        md.append("\n## 2. Supervised SimCSE training throughput\n")
-        md.append("| implementation | precision | first update s | s/update (median) | triples/s | peak GPU MiB (nvidia-smi) | vs ours f32 | losses (first, last) |")
-        md.append("|---|---|---:|---:|---:|---:|---:|---|")
-        ours = data.get("train-ours-f32", {}).get("examples_per_s")
-        for k, v in trains:
-            rate, losses = v.get("examples_per_s"), v.get("losses") or [None]
-            md.append(f"| {'ours (burn)' if k.startswith('train-ours') else 'PyTorch'} | {v.get('precision')} | "
-                      f"{fmt(v.get('first_update_seconds'), '.2f')} | {fmt(v.get('seconds_per_update'), '.4f')} | {fmt(rate, '.1f')} | {fmt(v.get('peak_mib'), '')} | "
-                      f"{fmt(rate / ours if rate and ours else None, '.2f')} | {fmt(losses[0], '.4f')}, {fmt(losses[-1], '.4f')} |"
-                      + (f" {v['error']}" if "error" in v else ""))
-    recipes = [v for k, v in data.items() if k.startswith("recipe-")]
-    if recipes:
-        md.append("\n## 3. configs/sup-xnli-minilm.toml (CPU run: best KorSTS dev Spearman 61.41)\n")
-        md.append("| precision | best dev Spearman | at update | updates | seconds (whole run) | peak GPU MiB | evaluations |")
-        md.append("|---|---:|---:|---:|---:|---:|---|")
-        for r in recipes:
-            evals = ", ".join(f"{s}: {v:.2f}" for s, v in r.get("evals", []))
-            md.append(f"| {r.get('precision')} | {fmt(r.get('best_spearman'), '.2f')} | {r.get('best_step')} | "
-                      f"{r.get('updates')} | {r.get('seconds')} | {fmt(r.get('peak_mib'), '')} | {evals} |")
-    encodes = sorted(((k, v) for k, v in data.items() if k.startswith("encode-")), key=rank)
-    if encodes:
-        md.append("\n## 4. Encode throughput (all-MiniLM-L6-v2, KorSTS test, max_len 128, batch 128)\n")
-        md.append("| implementation | sentences | seconds | sentences/s | peak GPU MiB | vs ours |")
-        md.append("|---|---:|---:|---:|---:|---:|")
-        ours = data.get("encode-ours", {}).get("sentences_per_s")
-        for k, v in encodes:
-            name = ("ours (burn) " if k == "encode-ours" else "PyTorch ") + str(v.get("precision"))
-            rate = v.get("sentences_per_s")
-            ratio = fmt(rate / ours if rate and ours else None, ".2f")
-            md.append(f"| {name} | {v.get('sentences')} | {fmt(v.get('seconds'), '.3f')} | {fmt(rate, '.0f')} | "
-                      f"{fmt(v.get('peak_mib'), '')} | {ratio} |" + (f" {v['error']}" if "error" in v else ""))
+    rows = lambda prefix: sorted(((k, v) for k, v in data.items() if k.startswith(prefix)), key=rank)
+    ours = data.get("train-ours-f32", {}).get("examples_per_s")
+    md += table("2. Supervised SimCSE training throughput",
+                ["implementation", "precision", "first update s#", "s/update (median)#", "triples/s#",
+                 "peak GPU MiB (nvidia-smi)#", "vs ours f32#", "losses (first, last)"],
+                [([("ours (burn)" if k.startswith("train-ours") else "PyTorch"), v.get("precision"),
+                   fmt(v.get("first_update_seconds"), ".2f"), fmt(v.get("seconds_per_update"), ".4f"),
+                   fmt(v.get("examples_per_s"), ".1f"), fmt(v.get("peak_mib"), ""),
+                   ratio(v.get("examples_per_s"), ours),
+                   f"{fmt((v.get('losses') or [None])[0], '.4f')}, {fmt((v.get('losses') or [None])[-1], '.4f')}"],
+                  v.get("error")) for k, v in rows("train-")])
+    md += table("3. configs/sup-xnli-minilm.toml (CPU run: best KorSTS dev Spearman 61.41)",
+                ["precision", "best dev Spearman#", "at update#", "updates#", "seconds (whole run)#",
+                 "peak GPU MiB#", "evaluations"],
+                [([r.get("precision"), fmt(r.get("best_spearman"), ".2f"), r.get("best_step"), r.get("updates"),
+                   r.get("seconds"), fmt(r.get("peak_mib"), ""),
+                   ", ".join(f"{s}: {v:.2f}" for s, v in r.get("evals", []))], None)
+                 for _, r in rows("recipe-")])
+    ours = data.get("encode-ours", {}).get("sentences_per_s")
+    md += table("4. Encode throughput (all-MiniLM-L6-v2, KorSTS test, max_len 128, batch 128)",
+                ["implementation", "sentences#", "seconds#", "sentences/s#", "peak GPU MiB#", "vs ours#"],
+                [([("ours (burn) " if k == "encode-ours" else "PyTorch ") + str(v.get("precision")),
+                   v.get("sentences"), fmt(v.get("seconds"), ".3f"), fmt(v.get("sentences_per_s"), ".0f"),
+                   fmt(v.get("peak_mib"), ""), ratio(v.get("sentences_per_s"), ours)], v.get("error"))
+                 for k, v in rows("encode-")])
     for name, text in [("gpu-check.json", json.dumps(data, indent=1)), ("gpu-check.md", "\n".join(md) + "\n")]:
         with open(os.path.join(out, name + ".tmp"), "w") as f:
             f.write(text)

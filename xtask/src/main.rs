@@ -218,6 +218,33 @@ fn step(what: &str, command: &str, args: &[String], release: bool) -> Result<()>
     Ok(())
 }
 
+/// Walks the `--flag [value]` options of `command`: `set(flag, value)` takes one (`value()` takes
+/// the argument after it) and answers whether it knows the flag; an unknown one is an error with
+/// `help`. `Ok(false)`: `-h`/`--help` was asked for and `help` printed.
+fn options(
+    command: &str,
+    args: &[String],
+    help: &str,
+    mut set: impl FnMut(&str, &mut dyn FnMut() -> Result<String>) -> Result<bool>,
+) -> Result<bool> {
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            print!("{help}");
+            return Ok(false);
+        }
+        let mut value = || {
+            it.next()
+                .cloned()
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        if !set(flag, &mut value)? {
+            bail!("{command}: unknown option {flag:?}\n\n{help}");
+        }
+    }
+    Ok(true)
+}
+
 /// `cargo xtask all`: prepare -> train -> eval. Each stage only reads the files the one before
 /// wrote, so any of them can be rerun or replaced on its own.
 fn all(args: &[String], release: bool) -> Result<()> {
@@ -226,25 +253,19 @@ fn all(args: &[String], release: bool) -> Result<()> {
     let mut init: Option<String> = None;
     let mut name: Option<String> = None;
     let mut device = "cpu".to_string();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
+    let go = options("all", args, ALL_HELP, |flag, value| {
+        match flag {
             "--raw-dir" => raw_dir = Some(value()?),
             "--config" => config = value()?,
             "--init" => init = Some(value()?),
             "--name" => name = Some(value()?),
             "--device" => device = value()?,
-            "-h" | "--help" => {
-                print!("{ALL_HELP}");
-                return Ok(());
-            }
-            other => bail!("all: unknown option {other:?}\n\n{ALL_HELP}"),
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if !go {
+        return Ok(());
     }
     let name = name.unwrap_or_else(|| {
         Path::new(&config)
@@ -330,24 +351,18 @@ fn gpu_kit(args: &[String]) -> Result<()> {
     let (mut device, mut release) = ("cuda".to_string(), true);
     let mut raw = PathBuf::from("../shared/data");
     let mut minilm = PathBuf::from(".cache/all-MiniLM-L6-v2");
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match flag.as_str() {
+    let go = options("gpu-kit", args, GPU_KIT_HELP, |flag, value| {
+        match flag {
             "--device" => device = value()?,
             "--debug" => release = false,
             "--raw-dir" => raw = value()?.into(),
             "--minilm" => minilm = value()?.into(),
-            "-h" | "--help" => {
-                print!("{GPU_KIT_HELP}");
-                return Ok(());
-            }
-            other => bail!("gpu-kit: unknown option {other:?}\n\n{GPU_KIT_HELP}"),
+            _ => return Ok(false),
         }
+        Ok(true)
+    })?;
+    if !go {
+        return Ok(());
     }
     let feature = match device.as_str() {
         "cuda" | "wgpu" => device.clone(),
@@ -576,6 +591,27 @@ mod tests {
                 PathBuf::from("/r/target/release/deps/parity-77")
             )]
         );
+    }
+
+    #[test]
+    fn options_take_values_refuse_unknown_flags_and_stop_at_help() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut seen = Vec::new();
+        let mut set = |flag: &str, value: &mut dyn FnMut() -> Result<String>| {
+            match flag {
+                "--name" => seen.push(value()?),
+                "--debug" => seen.push("debug".into()),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        };
+        assert!(options("t", &args(&["--debug", "--name", "x"]), "HELP", &mut set).unwrap());
+        assert!(!options("t", &args(&["--help", "--bogus"]), "HELP", &mut set).unwrap());
+        let err = options("t", &args(&["--bogus"]), "HELP", &mut set).unwrap_err();
+        assert_eq!(err.to_string(), "t: unknown option \"--bogus\"\n\nHELP");
+        let err = options("t", &args(&["--name"]), "HELP", &mut set).unwrap_err();
+        assert_eq!(err.to_string(), "--name needs a value");
+        assert_eq!(seen, ["debug", "x"]);
     }
 
     #[test]
