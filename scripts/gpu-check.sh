@@ -37,8 +37,6 @@ BUDGET=${GPU_CHECK_BUDGET:-540}
 START=$SECONDS
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 REF="python3 $KIT/gpu_reference.py"
-# Our progress, not the GPU runtime's kernel tuning (the binaries' default since this kit's build).
-export RUST_LOG=${RUST_LOG:-info,cubecl_runtime=warn,cubecl_wgpu=warn,cubecl_cuda=warn,wgpu_core=warn,wgpu_hal=warn}
 BIN=$WORK/bin
 
 # cubecl compiles every kernel at run time (NVRTC) and autotunes each new matrix shape: on a fresh
