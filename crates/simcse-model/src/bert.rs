@@ -16,8 +16,8 @@ use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::backend::on_flex;
 use crate::config::{Activation, BertConfig};
-use crate::precision;
 use crate::tokenizer::Batch;
+use crate::{precision, train_mode};
 
 /// `transformers`' `initializer_range` default: weights ~ N(0, 0.02) when a model is made from scratch.
 pub(crate) fn init() -> Initializer {
@@ -86,7 +86,7 @@ impl<B: Backend> BertEmbeddings<B> {
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
-        self.dropout.forward(self.layer_norm.forward(x))
+        train_mode::dropout(&self.dropout, self.layer_norm.forward(x))
     }
 }
 
@@ -116,12 +116,15 @@ impl<B: Backend> BertSelfAttention<B> {
             heads(dense(&self.key, x.clone())),
             heads(dense(&self.value, x)),
         );
-        let context = if B::ad_enabled(&q.device()) {
+        let context = if train_mode::training::<B>(&q.device()) {
             // Training: attention dropout needs the probabilities, so compute them explicitly.
             let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
             let scores =
                 precision::matmul(q, k.swap_dims(2, 3)).mul_scalar(scale) + mask.additive.clone();
-            precision::matmul(self.dropout.forward(activation::softmax(scores, 3)), v)
+            precision::matmul(
+                train_mode::dropout(&self.dropout, activation::softmax(scores, 3)),
+                v,
+            )
         } else {
             // Inference: the backend's fused attention (same result, less memory traffic).
             let m = mask.masked.clone().slice([0..b, 0..1, 0..rows, 0..s]);
@@ -150,7 +153,7 @@ impl<B: Backend> BertResidual<B> {
 
     fn forward(&self, x: Tensor<B, 3>, residual: Tensor<B, 3>) -> Tensor<B, 3> {
         self.layer_norm
-            .forward(self.dropout.forward(dense(&self.dense, x)) + residual)
+            .forward(train_mode::dropout(&self.dropout, dense(&self.dense, x)) + residual)
     }
 }
 
@@ -197,8 +200,9 @@ pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) ->
 /// `gelu_backward`, which the cubecl backends (wgpu, CUDA) use in burn 0.21, differentiates the tanh
 /// approximation even for exact GELU (gradients off by up to ~2e-3; the wgpu test found it).
 /// burn-flex has an exact fused backward, so the CPU keeps the one-op path; inference always does.
+/// (GradCache's first pass, training without a graph, takes the training path to compute the same.)
 fn needs_exact_gelu_grad<B: Backend>(device: &B::Device) -> bool {
-    B::ad_enabled(device) && !on_flex::<B>(device)
+    train_mode::training::<B>(device) && !on_flex::<B>(device)
 }
 
 /// `BertLayer`: attention, then the feed-forward block (post-LayerNorm).

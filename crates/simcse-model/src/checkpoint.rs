@@ -174,7 +174,9 @@ pub fn load<B: Backend>(
 }
 
 /// Writes `model.safetensors` (HF `BertModel` key names, `format: pt` as `transformers` requires) and
-/// `config.json` into `dir`, each atomically.
+/// `config.json` into `dir`, each atomically. Equal weights give byte-equal files: the header's
+/// metadata is that one key (burn-store's defaults live in a `HashMap`, whose order changes from
+/// run to run).
 pub fn save<B: Backend>(model: &BertModel<B>, config: &BertConfig, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(ModelError::io(dir))?;
     let target = dir.join("model.safetensors");
@@ -182,15 +184,54 @@ pub fn save<B: Backend>(model: &BertModel<B>, config: &BertConfig, dir: &Path) -
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
         .remap(burn_to_hf())
+        .clear_metadata()
         .metadata("format", "pt");
-    model
+    let saved = model
         .save_into(&mut store)
         .map_err(|e| ModelError::Weights {
             path: target.clone(),
             message: e.to_string(),
-        })?;
+        });
+    if let Err(e) = saved {
+        let _ = std::fs::remove_file(&tmp); // a failed write leaves nothing behind
+        return Err(e);
+    }
     std::fs::rename(&tmp, &target).map_err(ModelError::io(&target))?;
     write_atomic(&dir.join("config.json"), &(config.to_json()? + "\n"))
+}
+
+/// The SHA-256 of a file, hex, read in blocks.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let (mut hasher, mut file) = (sha2::Sha256::new(), std::fs::File::open(path)?);
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut block)? {
+            0 => return Ok(hex::encode(hasher.finalize())),
+            n => hasher.update(&block[..n]),
+        }
+    }
+}
+
+/// Checks each file of `files` (name -> SHA-256, relative to `dir`): `Err` names the first missing
+/// or changed one.
+pub fn verify_files(
+    dir: &Path,
+    files: &std::collections::BTreeMap<String, String>,
+) -> std::result::Result<(), String> {
+    for (name, want) in files {
+        match sha256_file(&dir.join(name)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => {
+                return Err(format!(
+                    "{name} is damaged (SHA-256 {got}, recorded {want})"
+                ));
+            }
+            Err(e) => return Err(format!("{name}: {e}")),
+        }
+    }
+    Ok(())
 }
 
 /// Writes `text` to a temp file beside `path`, then renames it into place.
@@ -200,7 +241,10 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).map_err(ModelError::io(&tmp))?;
+    if let Err(e) = std::fs::write(&tmp, text) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::io(&tmp)(e));
+    }
     std::fs::rename(&tmp, path).map_err(ModelError::io(path))
 }
 
@@ -214,6 +258,24 @@ mod tests {
             .fold(key.to_string(), |k, (re, to)| {
                 re.replace_all(&k, to.as_str()).into_owned()
             })
+    }
+
+    #[test]
+    fn equal_weights_give_byte_equal_files() {
+        type B = burn::backend::Flex;
+        let config: BertConfig = serde_json::from_str(
+            r#"{"vocab_size": 11, "hidden_size": 8, "num_hidden_layers": 1,
+                "num_attention_heads": 2, "intermediate_size": 16}"#,
+        )
+        .unwrap();
+        let model = BertModel::<B>::new(&config, &Default::default());
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        save(&model, &config, a.path()).unwrap();
+        save(&model, &config, b.path()).unwrap();
+        for f in ["model.safetensors", "config.json"] {
+            let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(f)).unwrap();
+            assert!(read(&a) == read(&b), "{f} differs");
+        }
     }
 
     #[test]

@@ -37,6 +37,9 @@ fn absolute() -> String {
     "absolute".into()
 }
 
+/// The largest model a config may describe: 20 billion parameters (80 GB in f32), far above any BERT.
+pub const MAX_PARAMETERS: usize = 20_000_000_000;
+
 /// The keys of a Hugging Face BERT `config.json` this model uses, with `transformers`' defaults.
 /// Keys it does not use are kept in `extra` and written back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +93,51 @@ impl BertConfig {
         Ok(config)
     }
 
+    /// Parameters the config asks for (embeddings, layers, pooler), saturating.
+    pub fn parameters(&self) -> usize {
+        let h = self.hidden_size;
+        let rows = self
+            .vocab_size
+            .saturating_add(self.max_position_embeddings)
+            .saturating_add(self.type_vocab_size);
+        let layer = h
+            .saturating_mul(h)
+            .saturating_mul(4)
+            .saturating_add(h.saturating_mul(self.intermediate_size).saturating_mul(2));
+        rows.saturating_mul(h)
+            .saturating_add(layer.saturating_mul(self.num_hidden_layers))
+            .saturating_add(h.saturating_mul(h))
+    }
+
     fn check(&self) -> std::result::Result<(), String> {
+        let sizes = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{key} is 0"));
+        }
+        // A size from a damaged or hostile file must be an error, not an allocation attempt.
+        if self.parameters() > MAX_PARAMETERS {
+            return Err(format!(
+                "the sizes ask for {} parameters (vocab_size {}, hidden_size {}, {} layers, \
+                 intermediate_size {}); more than {MAX_PARAMETERS} is refused as a damaged config",
+                self.parameters(),
+                self.vocab_size,
+                self.hidden_size,
+                self.num_hidden_layers,
+                self.intermediate_size
+            ));
+        }
+        if !(0.0..1.0).contains(&self.hidden_dropout_prob)
+            || !(0.0..1.0).contains(&self.attention_probs_dropout_prob)
+        {
+            return Err("dropout probabilities must be in [0, 1)".into());
+        }
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
@@ -160,5 +207,31 @@ mod tests {
             msg.contains("config.json: hidden_size 10 is not a multiple of num_attention_heads 3"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn absurd_sizes_are_errors_not_allocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        let read = |json: &str| {
+            std::fs::write(&p, json).unwrap();
+            BertConfig::from_file(&p)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let base = r#""vocab_size":30522,"num_hidden_layers":12,"num_attention_heads":12,"intermediate_size":3072"#;
+        assert!(read(&format!(r#"{{{base},"hidden_size":768}}"#)).is_ok());
+        let err = read(&format!(r#"{{{base},"hidden_size":1000000008}}"#)).unwrap_err();
+        assert!(
+            err.contains("parameters") && err.contains("hidden_size 1000000008"),
+            "{err}"
+        );
+        let err = read(&format!(r#"{{{base},"hidden_size":0}}"#)).unwrap_err();
+        assert!(err.contains("hidden_size is 0"), "{err}");
+        let huge = format!(
+            r#"{{{base},"hidden_size":768,"max_position_embeddings":{}}}"#,
+            usize::MAX
+        );
+        assert!(read(&huge).unwrap_err().contains("parameters"));
     }
 }

@@ -18,6 +18,7 @@ pub mod pooler;
 pub mod precision;
 pub mod rng;
 pub mod tokenizer;
+pub mod train_mode;
 
 pub use bert::BertModel;
 pub use config::BertConfig;

@@ -1,8 +1,9 @@
-//! The SimCSE contrastive objective, as `princeton-nlp/SimCSE` `simcse/models.py` (`cl_forward`)
-//! computes it.
+//! The training objectives: SimCSE's contrastive loss, as `princeton-nlp/SimCSE`
+//! `simcse/models.py` (`cl_forward`) computes it, and the two STS regression losses of
+//! sentence-transformers (`CoSENTLoss`, `CosineSimilarityLoss`).
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, activation};
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 /// Unit rows of `x` ([n, h]); like `torch.nn.CosineSimilarity`, norms are floored at 1e-8.
 fn unit<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -46,6 +47,53 @@ pub fn simcse_loss<B: Backend>(
     log_p.gather(1, targets).mean().neg()
 }
 
+/// The cosine of each row of `a` with the same row of `b`: [n].
+fn row_cosines<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> Tensor<B, 1> {
+    let [n, _] = a.dims();
+    (unit(a) * unit(b)).sum_dim(1).reshape([n])
+}
+
+/// CoSENT (Su 2022) as sentence-transformers' `CoSENTLoss` computes it: with s_i = `scale` x
+/// cos(a_i, b_i), log(1 + sum over pairs (i, j) with score_i < score_j of exp(s_i - s_j)). Only the
+/// order of the gold scores matters, so any score range works.
+pub fn cosent_loss<B: Backend>(
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+    scores: &[f32],
+    scale: f64,
+) -> Tensor<B, 1> {
+    let n = scores.len();
+    let device = a.device();
+    let s = row_cosines(a, b).mul_scalar(scale);
+    let diff = s.clone().reshape([n, 1]) - s.reshape([1, n]);
+    // Pairs not ordered that way are pushed to -1e12 (exp gives 0), as sentence-transformers does.
+    let off: Vec<f32> = (0..n * n)
+        .map(|k| {
+            if scores[k / n] < scores[k % n] {
+                0.0
+            } else {
+                1e12
+            }
+        })
+        .collect();
+    let diff = diff - Tensor::<B, 2>::from_data(TensorData::new(off, [n, n]), &device);
+    let all = Tensor::cat(vec![Tensor::zeros([1], &device), diff.reshape([n * n])], 0);
+    let max = all.clone().max().detach();
+    (all - max.clone()).exp().sum().log() + max
+}
+
+/// Sentence-BERT's `CosineSimilarityLoss`: the mean squared error of cos(a_i, b_i) against
+/// `labels` (gold scores mapped to the cosine's range, e.g. KorSTS score / 5).
+pub fn cosine_mse_loss<B: Backend>(
+    a: Tensor<B, 2>,
+    b: Tensor<B, 2>,
+    labels: &[f32],
+) -> Tensor<B, 1> {
+    let device = a.device();
+    let gold = Tensor::<B, 1>::from_data(TensorData::new(labels.to_vec(), [labels.len()]), &device);
+    (row_cosines(a, b) - gold).powi_scalar(2).mean()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +121,25 @@ mod tests {
         let e2 = 2.0f32.exp();
         let expected = -(e2 / (e2 + 1.0 + (2.0 + w).exp() + 1.0)).ln();
         assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+    }
+
+    #[test]
+    fn sts_losses_match_hand_computed_values() {
+        // Cosines 1, 0 and -0.6 (the last row: [-0.6, 0.8] against [1, 0]).
+        let a = t(&[[1.0, 0.0], [0.0, 2.0], [-0.6, 0.8]]);
+        let b = t(&[[2.0, 0.0], [1.0, 0.0], [1.0, 0.0]]);
+        let (c0, c1, c2) = (1.0f32, 0.0f32, -0.6f32);
+        // Scores 5, 1, 3: ordered pairs (1 < 0), (1 < 2), (2 < 0): terms s_1 - s_0, s_1 - s_2,
+        // s_2 - s_0, with s = 20 cos.
+        let loss = cosent_loss(a.clone(), b.clone(), &[5.0, 1.0, 3.0], 20.0).into_scalar();
+        let e = |x: f32| (20.0 * x).exp();
+        let expected = (1.0 + e(c1 - c0) + e(c1 - c2) + e(c2 - c0)).ln();
+        assert!((loss - expected).abs() < 1e-5, "{loss} vs {expected}");
+        // Equal scores order nothing: the loss is log(1) = 0.
+        let zero = cosent_loss(a.clone(), b.clone(), &[2.0; 3], 20.0).into_scalar();
+        assert_eq!(zero, 0.0);
+        let mse = cosine_mse_loss(a, b, &[1.0, 0.2, 0.6]).into_scalar();
+        let expected = ((c0 - 1.0).powi(2) + (c1 - 0.2).powi(2) + (c2 - 0.6).powi(2)) / 3.0;
+        assert!((mse - expected).abs() < 1e-6, "{mse} vs {expected}");
     }
 }

@@ -2,6 +2,7 @@
 //! weights file and our `simcse.json`. The encoder, the trainer and the exporters all load and write
 //! models through here, so the file names and the checks live in one place.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::backend::Backend;
@@ -26,13 +27,16 @@ pub const TOKENIZER_FILES: [&str; 4] = [
 /// Our settings file: how the model is meant to be read.
 pub const SETTINGS_FILE: &str = "simcse.json";
 
-/// `simcse.json`: the pooler and length the model was trained to be read with; other keys (how it
-/// was trained) are kept as they are.
+/// `simcse.json`: the pooler and length the model was trained to be read with, and the SHA-256 of
+/// every other file of the folder ([`save`] fills them in; [`ModelDir::open`] checks them); other
+/// keys (how it was trained) are kept as they are.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimcseSettings {
     pub pooler: Pooler,
     #[serde(default)]
     pub max_len: Option<usize>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -63,7 +67,7 @@ impl ModelDir {
             )));
         }
         let settings_path = path.join(SETTINGS_FILE);
-        let settings = if settings_path.is_file() {
+        let settings: Option<SimcseSettings> = if settings_path.is_file() {
             let text =
                 std::fs::read_to_string(&settings_path).map_err(ModelError::io(&settings_path))?;
             Some(serde_json::from_str(&text).map_err(|e| ModelError::Config {
@@ -73,6 +77,14 @@ impl ModelDir {
         } else {
             None
         };
+        if let Some(s) = &settings {
+            checkpoint::verify_files(path, &s.files).map_err(|e| {
+                ModelError::Invalid(format!(
+                    "{}: {e}: the folder changed after it was written (see {SETTINGS_FILE})",
+                    path.display()
+                ))
+            })?;
+        }
         Ok(ModelDir {
             weights: weights_path(path)?,
             path: path.to_path_buf(),
@@ -114,15 +126,55 @@ pub fn save<B: Backend>(
     dir: &Path,
 ) -> Result<()> {
     checkpoint::save(model, config, dir)?;
+    let mut settings = settings.clone();
+    settings.files.clear();
     for f in TOKENIZER_FILES {
         let src = tokenizer_from.join(f);
         if src.is_file() {
             std::fs::copy(&src, dir.join(f)).map_err(ModelError::io(&src))?;
         }
     }
-    let json = serde_json::to_string_pretty(settings).map_err(|e| ModelError::Config {
+    let written = TOKENIZER_FILES
+        .iter()
+        .chain(&["model.safetensors", "config.json"]);
+    for f in written.filter(|f| dir.join(f).is_file()) {
+        let hash = checkpoint::sha256_file(&dir.join(f)).map_err(ModelError::io(dir.join(f)))?;
+        settings.files.insert(f.to_string(), hash);
+    }
+    let json = serde_json::to_string_pretty(&settings).map_err(|e| ModelError::Config {
         path: dir.join(SETTINGS_FILE),
         message: e.to_string(),
     })?;
     checkpoint::write_atomic(&dir.join(SETTINGS_FILE), &(json + "\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A saved folder opens; a changed file in it is an error naming the file.
+    #[test]
+    fn a_saved_folder_checks_its_files() {
+        type B = burn::backend::Flex;
+        let src = tempfile::tempdir().unwrap();
+        simcse_testkit::tiny_init(src.path(), &["가나다".to_string()]);
+        let dir = ModelDir::open(src.path()).unwrap();
+        let model = dir.load::<B>(&Default::default()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let settings = SimcseSettings {
+            pooler: Pooler::Cls,
+            max_len: Some(32),
+            files: BTreeMap::new(),
+            extra: Default::default(),
+        };
+        save(&model, &dir.config, src.path(), &settings, out.path()).unwrap();
+        let saved = ModelDir::open(out.path()).unwrap().settings.unwrap();
+        let names: Vec<&str> = saved.files.keys().map(String::as_str).collect();
+        assert_eq!(names, ["config.json", "model.safetensors", "vocab.txt"]);
+        let vocab = out.path().join("vocab.txt");
+        let text = std::fs::read_to_string(&vocab).unwrap();
+        std::fs::write(&vocab, text.replace("[UNK]", "[UNX]")).unwrap();
+        let err = ModelDir::open(out.path()).unwrap_err().to_string();
+        assert!(err.contains("vocab.txt is damaged"), "{err}");
+    }
 }

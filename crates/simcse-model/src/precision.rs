@@ -48,15 +48,23 @@ thread_local! {
 
 /// Runs `f` with the matrix products of this thread in `precision`.
 pub fn autocast<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
-    let before = MATMUL.with(|m| m.replace(precision));
-    // Restored on unwind too, so a panic in `f` cannot leave the thread in bf16.
-    struct Restore(Precision);
-    impl Drop for Restore {
+    scoped(&MATMUL, precision, f)
+}
+
+/// Runs `f` with the thread-local `cell` set to `value`, restored afterwards, on unwind too (so a
+/// panic in `f` cannot leave the thread in bf16, or training without a graph).
+pub(crate) fn scoped<V: Copy + 'static, T>(
+    cell: &'static std::thread::LocalKey<Cell<V>>,
+    value: V,
+    f: impl FnOnce() -> T,
+) -> T {
+    struct Restore<V: Copy + 'static>(&'static std::thread::LocalKey<Cell<V>>, V);
+    impl<V: Copy + 'static> Drop for Restore<V> {
         fn drop(&mut self) {
-            MATMUL.with(|m| m.set(self.0));
+            self.0.with(|c| c.set(self.1));
         }
     }
-    let _restore = Restore(before);
+    let _restore = Restore(cell, cell.with(|c| c.replace(value)));
     f()
 }
 

@@ -55,6 +55,19 @@ pub struct Batch {
     pub seq: usize,
 }
 
+impl Batch {
+    /// Rows `rows` of the batch, padded to the same length as the whole batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let span = rows.start * self.seq..rows.end * self.seq;
+        Batch {
+            input_ids: self.input_ids[span.clone()].to_vec(),
+            attention_mask: self.attention_mask[span].to_vec(),
+            batch: rows.len(),
+            seq: self.seq,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
@@ -102,10 +115,15 @@ impl Tokenizer {
     }
 
     pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| ModelError::Tokenizer {
+        let err = |message: String| ModelError::Tokenizer {
             path: path.into(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        // tokenizers 0.23 panics (`expect("Helper")`) on some malformed `decoder` sections instead
+        // of returning its error; a damaged file must be an error here (found by fuzzing).
+        let parsed = std::panic::catch_unwind(|| tokenizers::Tokenizer::from_file(path))
+            .map_err(|_| err("not a valid tokenizer.json (its parser panicked)".into()))?;
+        let inner = parsed.map_err(|e| err(e.to_string()))?;
         Self::finish(inner, path)
     }
 

@@ -75,6 +75,30 @@ pub fn prepared() -> tempfile::TempDir {
     out
 }
 
+/// The tiny fixture BERT as an init folder, with a 99-token character vocabulary (its vocab size)
+/// made of the most frequent characters of `corpus`, so the trainer can read real text with it.
+pub fn tiny_init(dir: &Path, corpus: &[String]) {
+    let tiny = repo().join("crates/simcse-model/tests/fixtures/tiny");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(tiny.join(f), dir.join(f)).unwrap();
+    }
+    let mut freq = std::collections::HashMap::<char, usize>::new();
+    for c in corpus
+        .iter()
+        .flat_map(|s| s.chars())
+        .filter(|c| !c.is_whitespace())
+    {
+        *freq.entry(c).or_default() += 1;
+    }
+    let mut chars: Vec<(char, usize)> = freq.into_iter().collect();
+    chars.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .map(String::from)
+        .to_vec();
+    vocab.extend(chars.iter().take(99 - 5).map(|(c, _)| c.to_string()));
+    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+}
+
 /// Whether the tests of the GPU code path should run on backend `B` (wgpu): its default device
 /// answers; see [`wgpu_ready`] for what happens when it does not.
 pub fn gpu_ready<B: burn::tensor::backend::Backend>() -> bool {
@@ -111,6 +135,107 @@ pub fn wgpu_ready(check: Result<(), String>) -> bool {
                 "SKIPPED: no wgpu adapter ({e}); install mesa-vulkan-drivers to run this test"
             );
             false
+        }
+    }
+}
+
+/// Cases per reader in [`fuzz`]: `$SIMCSE_FUZZ_CASES`, else 200 (seconds in CI; the longer run in
+/// docs/reliability.md sets it higher).
+pub fn fuzz_cases() -> usize {
+    std::env::var("SIMCSE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+/// A seeded mutation fuzzer on stable Rust: `cases` inputs, each a valid `seed` input put through
+/// 1-4 random mutations (truncation, bit flips, bytes that mean something to parsers, insertions,
+/// deleted or repeated spans, digit runs made huge), fed to `read`, which must return (with an
+/// error or not) and never panic. A panicking input is saved under `target/fuzz-failures/` and the
+/// test fails naming it, so it can be kept as a regression case. Returns the cases run.
+pub fn fuzz(name: &str, seeds: &[Vec<u8>], read: impl Fn(&[u8])) -> usize {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let cases = fuzz_cases();
+    let mut state = name
+        .bytes()
+        .fold(0x9E37_79B9_u64, |h, b| h.rotate_left(5) ^ b as u64);
+    let mut failures = Vec::new();
+    for case in 0..cases {
+        let mut input = seeds[case % seeds.len()].clone();
+        let rounds = 1 + simcse_model::rng::splitmix64(&mut state) % 4;
+        for _ in 0..rounds {
+            mutate(&mut input, &mut state);
+        }
+        if catch_unwind(AssertUnwindSafe(|| read(&input))).is_err() {
+            let dir = repo().join("target/fuzz-failures");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{name}-{case}.bin"));
+            std::fs::write(&path, &input).unwrap();
+            failures.push(path);
+            if failures.len() == 3 {
+                break; // enough to go on
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{name}: panics on {failures:?}");
+    println!("{name}: {cases} cases, no panic");
+    cases
+}
+
+fn mutate(input: &mut Vec<u8>, state: &mut u64) {
+    let mut next = |m: usize| (simcse_model::rng::splitmix64(state) % m.max(1) as u64) as usize;
+    const SPECIAL: &[u8] = b"\0\xff\t\n\r\"{}[],:9-.\\<>&;=#|\xc3\xed\xa0\x80";
+    let len = input.len();
+    match next(8) {
+        0 => input.truncate(next(len + 1)),
+        1 => {
+            for _ in 0..1 + next(8) {
+                if len > 0 {
+                    let at = next(len);
+                    input[at] ^= 1 << next(8);
+                }
+            }
+        }
+        2 => {
+            if len > 0 {
+                let at = next(len);
+                input[at] = SPECIAL[next(SPECIAL.len())];
+            }
+        }
+        3 => {
+            let bytes: Vec<u8> = (0..1 + next(16)).map(|_| next(256) as u8).collect();
+            let at = next(len + 1);
+            input.splice(at..at, bytes);
+        }
+        4 => {
+            let (a, n) = (next(len + 1), next(64));
+            input.drain(a..(a + n).min(len));
+        }
+        5 => {
+            let (a, n) = (next(len + 1), next(256));
+            let span = input[a..(a + n).min(len)].to_vec();
+            input.splice(a..a, span);
+        }
+        6 => {
+            // A number made absurd: the first digit run after a random point.
+            let from = next(len + 1);
+            if let Some(at) = input[from..].iter().position(u8::is_ascii_digit) {
+                let at = from + at;
+                let end = input[at..]
+                    .iter()
+                    .position(|b| !b.is_ascii_digit())
+                    .map_or(len, |e| at + e);
+                let huge: &[u8] =
+                    [&b"99999999999999999999"[..], b"4294967296", b"0", b"-1"][next(4)];
+                input.splice(at..end, huge.iter().copied());
+            }
+        }
+        _ => {
+            let at = next(len + 1);
+            input.splice(
+                at..at,
+                SPECIAL[next(SPECIAL.len())..].iter().copied().take(3),
+            );
         }
     }
 }

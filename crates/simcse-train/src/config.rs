@@ -14,17 +14,32 @@ pub enum Mode {
     Unsup,
     /// (anchor, entailment, contradiction) triples: entailment positive, contradiction hard negative.
     Sup,
+    /// Scored sentence pairs (KorSTS train): a regression on the pair's cosine (`sts_loss`).
+    Sts,
 }
 
 impl Mode {
     /// Sentences an example puts into a batch: two dropout views of one sentence (unsup), or
-    /// anchor, positive and hard negative (sup).
+    /// anchor, positive and hard negative (sup), the two sentences of a pair (sts).
     pub fn views(self) -> usize {
         match self {
-            Mode::Unsup => 2,
+            Mode::Unsup | Mode::Sts => 2,
             Mode::Sup => 3,
         }
     }
+}
+
+/// The loss of the `sts` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum StsLoss {
+    /// CoSENT (Su 2022; sentence-transformers' `CoSENTLoss`): every pair scored higher than another
+    /// must get the higher cosine; only the order of the scores matters.
+    Cosent,
+    /// Sentence-BERT's `CosineSimilarityLoss`: mean squared error of the cosine against
+    /// `score / max_score`.
+    CosineMse,
 }
 
 /// Where the pooler MLP (SimCSE's `mlp`, BERT's `pooler`) starts from.
@@ -45,9 +60,12 @@ pub struct TrainConfig {
     pub mode: Mode,
     /// A Hugging Face BERT folder (config.json, weights, vocab.txt or tokenizer.json).
     pub init: PathBuf,
-    /// The corpus: `kornli_triples.parquet` (sup) or `wiki_sentences.parquet` (unsup). Empty: the
-    /// prepare stage's default path for the mode.
+    /// The corpus: `kornli_triples.parquet` (sup), `wiki_sentences.parquet` (unsup) or
+    /// `sts/korsts_train.parquet` (sts). Empty: the prepare stage's default path for the mode.
     pub train_file: PathBuf,
+    /// More files of the same kind, trained on together with `train_file` (e.g. KLUE STS train
+    /// next to KorSTS train in the `sts` mode).
+    pub extra_train_files: Vec<PathBuf>,
     /// STS set for the periodic evaluation (Spearman picks the best model). Empty: no evaluation
     /// during training, and the last model is exported.
     pub dev_file: PathBuf,
@@ -96,6 +114,23 @@ pub struct TrainConfig {
     pub mlm_weight: f64,
     /// Share of tokens masked for the MLM loss (official default 0.15; 80/10/10 as BERT).
     pub mlm_probability: f64,
+    /// The `sts` mode's loss.
+    pub sts_loss: StsLoss,
+    /// CoSENT's scale (the inverse temperature of its cosines; sentence-transformers' default 20).
+    pub cosent_scale: f64,
+    /// The gold score that means "the same meaning": `cosine_mse` regresses on `score / max_score`
+    /// (5 for KorSTS and KLUE STS).
+    pub max_score: f64,
+    /// Never put one sentence twice in a batch (where it would be its own false negative), as
+    /// sentence-transformers' `NoDuplicatesBatchSampler`: an example that repeats a sentence of
+    /// the batch waits for a later batch. Unset: on for `sup` and `sts`, off for `unsup` (whose
+    /// corpus is deduplicated).
+    pub no_duplicates: Option<bool>,
+    /// GradCache (Gao et al. 2021): embed a batch `mini_batch_size` sentences at a time without
+    /// keeping their graphs, take the loss's gradient for the embeddings, then re-run each chunk
+    /// with the same dropout and backpropagate it. The update is the whole batch's (all its
+    /// in-batch negatives) on the memory of one chunk, for about 1.3x the compute. 0: off.
+    pub mini_batch_size: usize,
     /// The encoder's matrix products in training: f32, or bf16 with everything else in f32
     /// (`simcse_model::precision`; for CUDA, whose tensor cores run bf16 products far faster).
     pub precision: Precision,
@@ -107,6 +142,7 @@ impl Default for TrainConfig {
             mode: Mode::Sup,
             init: PathBuf::new(),
             train_file: PathBuf::new(),
+            extra_train_files: Vec::new(),
             dev_file: PathBuf::from("data/processed/sts/korsts_dev.parquet"),
             out: PathBuf::from("runs/sup"),
             batch_size: 128,
@@ -137,6 +173,11 @@ impl Default for TrainConfig {
             do_mlm: false,
             mlm_weight: 0.1,
             mlm_probability: 0.15,
+            sts_loss: StsLoss::Cosent,
+            cosent_scale: 20.0,
+            max_score: 5.0,
+            no_duplicates: None,
+            mini_batch_size: 0,
             precision: Precision::F32,
         }
     }
@@ -183,9 +224,15 @@ impl TrainConfig {
             self.train_file = PathBuf::from(match self.mode {
                 Mode::Sup => "data/processed/kornli_triples.parquet",
                 Mode::Unsup => "data/processed/wiki_sentences.parquet",
+                Mode::Sts => "data/processed/sts/korsts_train.parquet",
             });
         }
         self
+    }
+
+    /// Whether batches keep duplicates apart (`no_duplicates`, or the mode's default).
+    pub fn no_duplicates(&self) -> bool {
+        self.no_duplicates.unwrap_or(self.mode != Mode::Unsup)
     }
 
     /// The pooler of evaluation and of the exported model.
@@ -240,5 +287,39 @@ mod tests {
             err.contains("batch_size") || err.contains("integer"),
             "{err}"
         );
+    }
+
+    /// Mutated copies of every shipped config (and a checkpoint's `state.json`) are read without a
+    /// panic: an error names the file, or the result is a config.
+    #[test]
+    fn config_and_state_readers_never_panic() {
+        let configs = simcse_testkit::repo().join("configs");
+        let seeds: Vec<Vec<u8>> = std::fs::read_dir(&configs)
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        simcse_testkit::fuzz("toml-config", &seeds, |b| {
+            std::fs::write(&path, b).unwrap();
+            if let Err(e) = TrainConfig::load(Some(&path), toml::Table::new()) {
+                assert!(e.to_string().contains("c.toml"), "{e}");
+            }
+        });
+        let state = crate::checkpoint::State {
+            step: 4,
+            evals: vec![],
+            best: None,
+            config: TrainConfig::default(),
+            files: [("model.bin".to_string(), "00".repeat(32))].into(),
+        };
+        let seed = serde_json::to_vec_pretty(&state).unwrap();
+        simcse_testkit::fuzz("state-json", &[seed], |b| {
+            std::fs::write(dir.path().join("state.json"), b).unwrap();
+            // There is no model.bin here: only a state that no longer lists it can pass.
+            if let Ok(state) = crate::checkpoint::verify(dir.path()) {
+                assert!(!state.files.contains_key("model.bin"));
+            }
+        });
     }
 }

@@ -1,9 +1,10 @@
 //! The training corpus, the seeded shuffle, and batches tokenized ahead of the step on another thread.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
-use simcse_artifact::Triple;
+use simcse_artifact::{StsPair, Triple};
 use simcse_model::rng::splitmix64;
 use simcse_model::tokenizer::{Batch, Tokenizer};
 
@@ -15,26 +16,47 @@ pub enum Corpus {
     Unsup(Vec<String>),
     /// (anchor, entailment, contradiction) triples.
     Sup(Vec<Triple>),
+    /// Scored sentence pairs.
+    Sts(Vec<StsPair>),
 }
 
 impl Corpus {
-    /// Reads the corpus of `config.mode` from `config.train_file`.
+    /// Reads the corpus of `config.mode` from `config.train_file` and `config.extra_train_files`.
     pub fn load(config: &TrainConfig) -> simcse_artifact::Result<Self> {
-        Ok(match config.mode {
-            Mode::Sup => Corpus::Sup(
-                simcse_artifact::read_triples(&config.train_file)?
-                    .into_iter()
-                    .map(|(t, _)| t)
-                    .collect(),
-            ),
-            Mode::Unsup => Corpus::Unsup(simcse_artifact::read_sentence_texts(&config.train_file)?),
-        })
+        let files = std::iter::once(&config.train_file).chain(&config.extra_train_files);
+        let mut corpus = match config.mode {
+            Mode::Sup => Corpus::Sup(Vec::new()),
+            Mode::Unsup => Corpus::Unsup(Vec::new()),
+            Mode::Sts => Corpus::Sts(Vec::new()),
+        };
+        for f in files {
+            match &mut corpus {
+                Corpus::Sup(v) => v.extend(
+                    simcse_artifact::read_triples(f)?
+                        .into_iter()
+                        .map(|(t, _)| t),
+                ),
+                Corpus::Unsup(v) => v.extend(simcse_artifact::read_sentence_texts(f)?),
+                Corpus::Sts(v) => v.extend(simcse_artifact::read_sts(f)?),
+            }
+        }
+        Ok(corpus)
     }
 
     pub fn len(&self) -> usize {
         match self {
             Corpus::Unsup(s) => s.len(),
             Corpus::Sup(t) => t.len(),
+            Corpus::Sts(p) => p.len(),
+        }
+    }
+
+    /// The sentences of example `i`.
+    fn texts(&self, i: usize) -> Vec<&str> {
+        match self {
+            Corpus::Unsup(s) => vec![&s[i]],
+            Corpus::Sup(t) => vec![&t[i].anchor, &t[i].positive, &t[i].negative],
+            Corpus::Sts(p) => vec![&p[i].sentence1, &p[i].sentence2],
         }
     }
 
@@ -56,6 +78,10 @@ impl Corpus {
                     .chain(col(|t| &t.negative))
                     .collect()
             }
+            Corpus::Sts(p) => {
+                let col = |f: fn(&StsPair) -> &str| idx.iter().map(move |&i| f(&p[i]));
+                col(|p| &p.sentence1).chain(col(|p| &p.sentence2)).collect()
+            }
         }
     }
 
@@ -69,20 +95,28 @@ impl Corpus {
         let sentences = self.views(idx);
         let ids = tokenizer.encode(&sentences, max_len)?;
         let rows: Vec<_> = ids.iter().collect();
+        let scores = match self {
+            Corpus::Sts(p) => idx.iter().map(|&i| p[i].score).collect(),
+            _ => Vec::new(),
+        };
         Ok(TrainBatch {
             tokens: tokenizer.pad(&rows),
             examples: idx.len(),
             views: sentences.len() / idx.len().max(1),
+            scores,
         })
     }
 }
 
 /// A batch ready for the device: `views` rows per example, view-major: row `v * examples + i` is
-/// view `v` of example `i` (unsup: the batch twice; sup: anchors, then positives, then negatives).
+/// view `v` of example `i` (unsup: the batch twice; sup: anchors, then positives, then negatives;
+/// sts: first sentences, then second sentences).
 pub struct TrainBatch {
     pub tokens: Batch,
     pub examples: usize,
     pub views: usize,
+    /// The gold score of each example (sts), empty otherwise.
+    pub scores: Vec<f32>,
 }
 
 /// The example order of `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch).
@@ -96,14 +130,62 @@ pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Example indices of each batch of one epoch, in order.
-pub fn epoch_batches(n: usize, config: &TrainConfig, epoch: usize) -> Vec<Vec<usize>> {
-    let order = epoch_order(n, config.seed, epoch);
-    order
-        .chunks(config.batch_size.max(1))
-        .filter(|c| !config.drop_last || c.len() == config.batch_size)
-        .map(<[usize]>::to_vec)
-        .collect()
+/// The batches of one epoch, as example indices, and how many examples waited for a later batch
+/// to keep duplicates apart.
+pub struct EpochBatches {
+    pub batches: Vec<Vec<usize>>,
+    pub deferred: usize,
+}
+
+/// The batches of one epoch: the seeded order cut into `batch_size` pieces or, with
+/// `no_duplicates`, filled as sentence-transformers' `NoDuplicatesBatchSampler` fills them: in
+/// order, skipping an example that shares a sentence with the batch (it stays first in line for the
+/// next one). A pure function of (corpus, seed, epoch), so resuming replays the same batches.
+pub fn epoch_batches(corpus: &Corpus, config: &TrainConfig, epoch: usize) -> EpochBatches {
+    let order = epoch_order(corpus.len(), config.seed, epoch);
+    let size = config.batch_size.max(1);
+    let keep = |b: &Vec<usize>| !config.drop_last || b.len() == size;
+    if !config.no_duplicates() {
+        let batches = order.chunks(size).map(<[usize]>::to_vec).filter(keep);
+        return EpochBatches {
+            batches: batches.collect(),
+            deferred: 0,
+        };
+    }
+    let (mut used, mut waited) = (vec![false; order.len()], vec![false; order.len()]);
+    let (mut first, mut batches) = (0, Vec::new());
+    loop {
+        while first < order.len() && used[first] {
+            first += 1;
+        }
+        if first == order.len() {
+            break;
+        }
+        let (mut seen, mut batch) = (HashSet::new(), Vec::with_capacity(size));
+        for pos in first..order.len() {
+            if batch.len() == size {
+                break;
+            }
+            if used[pos] {
+                continue;
+            }
+            let texts = corpus.texts(order[pos]);
+            if texts.iter().any(|t| seen.contains(t)) {
+                waited[pos] = true;
+                continue;
+            }
+            seen.extend(texts);
+            used[pos] = true;
+            batch.push(order[pos]);
+        }
+        if keep(&batch) {
+            batches.push(batch);
+        }
+    }
+    EpochBatches {
+        batches,
+        deferred: waited.iter().filter(|&&w| w).count(),
+    }
 }
 
 /// Tokenizes `batches` on a background thread, at most `ahead` batches ahead of the consumer.
@@ -140,21 +222,92 @@ mod tests {
         assert_ne!(a, epoch_order(100, 8, 0));
     }
 
+    fn sentences(n: usize) -> Corpus {
+        Corpus::Unsup((0..n).map(|i| format!("s{i}")).collect())
+    }
+
     #[test]
     fn last_partial_batch_is_kept_or_dropped() {
         let mut c = TrainConfig {
             batch_size: 4,
             ..TrainConfig::default()
         };
-        assert_eq!(
-            epoch_batches(10, &c, 0)
-                .iter()
-                .map(Vec::len)
-                .collect::<Vec<_>>(),
-            vec![4, 4, 2]
-        );
-        c.drop_last = true;
-        assert_eq!(epoch_batches(10, &c, 0).len(), 2);
+        let lens = |c: &TrainConfig| -> Vec<usize> {
+            let b = epoch_batches(&sentences(10), c, 0).batches;
+            b.iter().map(Vec::len).collect()
+        };
+        for no_duplicates in [false, true] {
+            c.no_duplicates = Some(no_duplicates);
+            c.drop_last = false;
+            assert_eq!(lens(&c), vec![4, 4, 2]);
+            c.drop_last = true;
+            assert_eq!(lens(&c), vec![4, 4]);
+        }
+    }
+
+    fn pair(a: &str, b: &str) -> StsPair {
+        StsPair {
+            sentence1: a.into(),
+            sentence2: b.into(),
+            score: 1.0,
+            source: String::new(),
+            klue: None,
+        }
+    }
+
+    /// KorNLI-like: each anchor in three triples, and a few sentences shared across examples.
+    fn with_duplicates() -> Corpus {
+        let t = |a: usize, p: usize, n: usize| Triple {
+            anchor: format!("a{a}"),
+            positive: format!("p{p}"),
+            negative: format!("n{n}"),
+        };
+        Corpus::Sup((0..60).map(|i| t(i / 3, i % 7, i)).collect())
+    }
+
+    #[test]
+    fn no_batch_repeats_a_sentence_and_the_order_is_reproducible() {
+        let corpus = with_duplicates();
+        let c = TrainConfig {
+            batch_size: 8,
+            ..TrainConfig::default()
+        };
+        assert!(c.no_duplicates(), "on by default for sup");
+        let e = epoch_batches(&corpus, &c, 0);
+        assert!(e.deferred > 0, "this corpus forces deferrals");
+        for b in &e.batches {
+            let texts: Vec<&str> = b.iter().flat_map(|&i| corpus.texts(i)).collect();
+            let unique: HashSet<&str> = texts.iter().copied().collect();
+            assert_eq!(unique.len(), texts.len(), "batch {b:?} repeats a sentence");
+            assert!(b.len() <= 8);
+        }
+        // Every example exactly once, the same batches for the same (seed, epoch), others for
+        // another epoch.
+        let mut all: Vec<usize> = e.batches.concat();
+        all.sort();
+        assert_eq!(all, (0..60).collect::<Vec<_>>());
+        assert_eq!(epoch_batches(&corpus, &c, 0).batches, e.batches);
+        assert_ne!(epoch_batches(&corpus, &c, 1).batches, e.batches);
+        // Without the option, some batch does repeat a sentence.
+        let plain = TrainConfig {
+            no_duplicates: Some(false),
+            ..c.clone()
+        };
+        let repeats = epoch_batches(&corpus, &plain, 0).batches.iter().any(|b| {
+            let texts: Vec<&str> = b.iter().flat_map(|&i| corpus.texts(i)).collect();
+            texts.iter().collect::<HashSet<_>>().len() < texts.len()
+        });
+        assert!(repeats);
+        // A pair that shares a sentence with itself is no duplicate of another example.
+        let sts = Corpus::Sts(vec![pair("x", "x"), pair("x", "y"), pair("z", "w")]);
+        let c = TrainConfig {
+            batch_size: 3,
+            mode: Mode::Sts,
+            ..c
+        };
+        let b = epoch_batches(&sts, &c, 0).batches;
+        assert_eq!(b.len(), 2);
+        assert!(b.iter().all(|b| !(b.contains(&0) && b.contains(&1))));
     }
 
     #[test]
@@ -168,5 +321,7 @@ mod tests {
         assert_eq!(sup.views(&[1, 0]), ["a1", "a0", "p1", "p0", "n1", "n0"]);
         let unsup = Corpus::Unsup(vec!["x".into(), "y".into()]);
         assert_eq!(unsup.views(&[1, 0]), ["y", "x", "y", "x"]);
+        let sts = Corpus::Sts(vec![pair("a0", "b0"), pair("a1", "b1")]);
+        assert_eq!(sts.views(&[1, 0]), ["a1", "a0", "b1", "b0"]);
     }
 }

@@ -1,13 +1,14 @@
 //! The training loop: SimCSE objective, AdamW with warmup + linear decay and global-norm clipping,
 //! periodic dev evaluation through `simcse-eval`, the best model exported in the Hugging Face layout.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,17 +16,18 @@ use serde::Serialize;
 use simcse_artifact::StsPair;
 use simcse_eval::StsScore;
 use simcse_model::bert::{BertInput, BertModel, BertPooler};
-use simcse_model::loss::simcse_loss;
+use simcse_model::loss::{cosent_loss, cosine_mse_loss, simcse_loss};
 use simcse_model::mlm::{LmHead, MaskingRule, mlm_loss};
 use simcse_model::model_dir::{self, SimcseSettings};
 use simcse_model::precision::autocast;
+use simcse_model::train_mode;
 use simcse_model::{BertConfig, Encoder, ModelDir, Precision, Tokenizer};
 
 use crate::checkpoint::{self, State};
 use crate::clip::clip_global_norm;
-use crate::config::{ConfigError, MlpInit, Mode, TrainConfig};
+use crate::config::{ConfigError, MlpInit, Mode, StsLoss, TrainConfig};
 use crate::data::{self, Corpus, TrainBatch};
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, RunLock};
 use crate::schedule::Plan;
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ pub enum TrainError {
     Config(String),
     #[error("checkpoint {0}")]
     Checkpoint(String),
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl TrainError {
@@ -124,6 +128,9 @@ impl<B: AutodiffBackend> Trainer<B> {
     pub fn new(config: TrainConfig, device: &B::Device) -> Result<Self> {
         if config.precision == Precision::Bf16 {
             simcse_model::backend::check_bf16::<B>(device)?;
+        }
+        if config.mini_batch_size > 0 && config.do_mlm {
+            return Err(TrainError::Config(NO_MLM_WITH_GRADCACHE.into()));
         }
         let mut init = ModelDir::open(&config.init)?;
         if let Some(p) = config.dropout {
@@ -201,11 +208,28 @@ impl<B: AutodiffBackend> Trainer<B> {
         Ok(BatchLoss { total, mlm })
     }
 
+    /// The batch's objective under the current weights: the pooled embeddings of all its rows,
+    /// embedded `mini_batch_size` rows at a time when GradCache is on (with the dropout masks
+    /// [`Trainer::gradients`] uses), then the loss of the mode. The graph is kept: with GradCache
+    /// on, this is the large-batch loss whose gradients GradCache reproduces.
     fn contrastive_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
-        let pooled = self
-            .config
-            .pooler
-            .embed(&self.model, BertInput::new(&batch.tokens, &self.device))?;
+        let chunks = self.chunks(batch);
+        let pooled = if chunks.len() == 1 {
+            self.embed_rows(batch, chunks[0].clone())?
+        } else {
+            let seed = self.dropout_seed();
+            let parts = chunks.into_iter().enumerate().map(|(k, rows)| {
+                B::seed(&self.device, chunk_seed(seed, k));
+                self.embed_rows(batch, rows)
+            });
+            Tensor::cat(parts.collect::<Result<Vec<_>>>()?, 0)
+        };
+        self.objective(pooled, batch)
+    }
+
+    /// The loss of the mode on the pooled embeddings of a batch's rows (view-major, see
+    /// [`TrainBatch`]).
+    fn objective(&self, pooled: Tensor<B, 2>, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
         let mut views = pooled.chunk(batch.views, 0).into_iter();
         let (Some(z1), Some(z2)) = (views.next(), views.next()) else {
             return Err(TrainError::Config(format!(
@@ -213,28 +237,107 @@ impl<B: AutodiffBackend> Trainer<B> {
                 batch.views
             )));
         };
-        let z3 = views.next().filter(|_| self.config.mode == Mode::Sup);
-        Ok(simcse_loss(
-            z1,
-            z2,
-            z3,
-            self.config.temperature,
-            self.config.hard_negative_weight,
-        ))
+        let c = &self.config;
+        Ok(match c.mode {
+            Mode::Sts => match c.sts_loss {
+                StsLoss::Cosent => cosent_loss(z1, z2, &batch.scores, c.cosent_scale),
+                StsLoss::CosineMse => {
+                    let labels: Vec<f32> = (batch.scores.iter())
+                        .map(|s| (*s as f64 / c.max_score) as f32)
+                        .collect();
+                    cosine_mse_loss(z1, z2, &labels)
+                }
+            },
+            Mode::Sup | Mode::Unsup => {
+                let z3 = views.next().filter(|_| c.mode == Mode::Sup);
+                simcse_loss(z1, z2, z3, c.temperature, c.hard_negative_weight)
+            }
+        })
+    }
+
+    /// The training pooler's embeddings of rows `rows` of the batch.
+    fn embed_rows(&self, batch: &TrainBatch, rows: Range<usize>) -> Result<Tensor<B, 2>> {
+        let tokens = batch.tokens.rows(rows);
+        let input = BertInput::new(&tokens, &self.device);
+        Ok(self.config.pooler.embed(&self.model, input)?)
+    }
+
+    /// The row ranges that GradCache embeds one at a time (the whole batch when it is off).
+    fn chunks(&self, batch: &TrainBatch) -> Vec<Range<usize>> {
+        let (rows, size) = (batch.tokens.batch, self.config.mini_batch_size);
+        let size = if size == 0 { rows.max(1) } else { size };
+        (0..rows)
+            .step_by(size)
+            .map(|r| r..(r + size).min(rows))
+            .collect()
+    }
+
+    /// The seed of this update's dropout and masking: a pure function of (seed, update).
+    fn dropout_seed(&self) -> u64 {
+        self.config
+            .seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(self.step as u64)
+    }
+
+    /// The loss of one update and its parameter gradients. With `mini_batch_size` (GradCache), the
+    /// embeddings are first computed chunk by chunk and let go of their graphs, the loss's gradient
+    /// for them is taken, then each chunk runs again under the same dropout seed and its share is
+    /// backpropagated, so only one chunk's activations are alive at a time.
+    pub fn gradients(
+        &self,
+        batch: &TrainBatch,
+    ) -> Result<(Tensor<B, 1>, Option<Tensor<B, 1>>, GradientsParams)> {
+        let chunks = self.chunks(batch);
+        let trainable = self.trainable();
+        if chunks.len() == 1 {
+            let BatchLoss { total, mlm } = self.losses(batch, self.dropout_seed())?;
+            let grads = GradientsParams::from_grads(total.backward(), &trainable);
+            return Ok((total, mlm, grads));
+        }
+        if self.lm_head.is_some() {
+            return Err(TrainError::Config(NO_MLM_WITH_GRADCACHE.into()));
+        }
+        // Pass 1: the training forward of each chunk on the inner backend, so no graph is kept.
+        let seed = self.dropout_seed();
+        let model = self.model.valid();
+        let mut cached = Vec::with_capacity(chunks.len());
+        for (k, rows) in chunks.iter().enumerate() {
+            B::seed(&self.device, chunk_seed(seed, k));
+            let tokens = batch.tokens.rows(rows.clone());
+            let input = BertInput::<B::InnerBackend>::new(&tokens, &self.device);
+            let pooled = train_mode::without_graph(|| self.config.pooler.embed(&model, input))?;
+            cached.push(Tensor::<B, 2>::from_inner(pooled));
+        }
+        let pooled = Tensor::cat(cached, 0).require_grad();
+        let loss = self.objective(pooled.clone(), batch)?;
+        let d_pooled = pooled
+            .grad(&loss.backward())
+            .map(Tensor::<B, 2>::from_inner)
+            .ok_or_else(|| {
+                TrainError::Config("the loss does not depend on the embeddings".into())
+            })?;
+        // Pass 2: each chunk again, under the same dropout seed, with its graph; backpropagate its
+        // rows of the cached gradient.
+        let mut acc = GradientsAccumulator::<Trainable<B>>::new();
+        for (k, rows) in chunks.into_iter().enumerate() {
+            let d = d_pooled.clone().slice([rows.clone()]);
+            B::seed(&self.device, chunk_seed(seed, k));
+            let share = (self.embed_rows(batch, rows)? * d).sum();
+            acc.accumulate(
+                &trainable,
+                GradientsParams::from_grads(share.backward(), &trainable),
+            );
+        }
+        Ok((loss.detach(), None, acc.grads()))
     }
 
     /// One update at learning rate `lr`. Dropout and masking are seeded from (seed, update), so a
     /// run is reproducible update by update.
     pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<StepOutput> {
-        let seed = self
-            .config
-            .seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(self.step as u64);
-        B::seed(&self.device, seed);
-        let BatchLoss { total, mlm } =
-            autocast(self.config.precision, || self.losses(batch, seed))?;
-        let loss: f32 = total.clone().into_scalar().elem();
+        B::seed(&self.device, self.dropout_seed());
+        let (total, mlm, mut grads) = autocast(self.config.precision, || self.gradients(batch))?;
+        let loss: f32 = total.into_scalar().elem();
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
@@ -244,7 +347,6 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let mlm_loss = mlm.map(|m| m.into_scalar().elem());
         let trainable = self.trainable();
-        let mut grads = GradientsParams::from_grads(total.backward(), &trainable);
         let grad_norm = clip_global_norm(&trainable, &mut grads, self.config.max_grad_norm);
         let Trainable { bert, lm_head } = self.optim.step(lr, trainable, grads);
         self.model = bert;
@@ -287,6 +389,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let settings = SimcseSettings {
             pooler: self.config.eval_pooler(),
             max_len: Some(self.config.eval_max_len),
+            files: Default::default(),
             extra: extra.as_object().cloned().unwrap_or_default(),
         };
         let model = self.model.valid();
@@ -323,6 +426,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             evals: summary.evals.clone(),
             best: summary.best,
             config: self.config.clone(),
+            files: Default::default(),
         };
         let dir = checkpoint::save(
             &self.config.out,
@@ -377,8 +481,9 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// and learning rates, so on CPU the result equals an uninterrupted run's.
     pub fn fit_from(&mut self, resume: Option<&Path>) -> Result<Summary> {
         let c = self.config.clone();
+        let _lock = RunLock::acquire(&c.out)?;
         let corpus = Arc::new(Corpus::load(&c)?);
-        let plan = Plan::new(corpus.len(), &c).ok_or_else(|| {
+        let plan = Plan::new(&corpus, &c).ok_or_else(|| {
             TrainError::Config(format!(
                 "{}: {} examples make no batch of {} (drop_last)",
                 c.train_file.display(),
@@ -395,9 +500,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let mut run = RunDir::open(&c.out, &c, self.step)?;
         tracing::info!(
-            "{} examples, {} batches per epoch, {} updates ({} warmup)",
+            "{} examples, {} batches in the first epoch, {} updates ({} warmup)",
             plan.examples,
-            plan.per_epoch,
+            plan.per_epoch[0],
             plan.total,
             plan.warmup
         );
@@ -412,9 +517,17 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (start, mut sentences) = (Instant::now(), 0);
         let due = |every: usize, step: usize| every > 0 && step.is_multiple_of(every);
         while self.step < plan.total {
-            let epoch = plan.epoch(self.step);
-            let batches = plan.batches_from(self.step, &c);
+            let (epoch, _) = plan.epoch(self.step);
+            let batches = plan.batches_from(self.step, &corpus, &c);
+            if batches.deferred > 0 {
+                tracing::info!(
+                    "epoch {epoch}: {} examples waited for a later batch, so that no batch holds \
+                     a sentence twice (no_duplicates)",
+                    batches.deferred
+                );
+            }
             let tokenizer = self.tokenizer.clone();
+            let batches = batches.batches;
             for batch in data::prefetch(corpus.clone(), batches, tokenizer, c.max_len, c.prefetch) {
                 let (batch, t0) = (batch?, Instant::now());
                 let lr = plan.learning_rate(c.learning_rate, self.step);
@@ -449,6 +562,14 @@ impl<B: AutodiffBackend> Trainer<B> {
         summary.sentences_per_second = sentences as f64 / summary.seconds;
         Ok(summary)
     }
+}
+
+const NO_MLM_WITH_GRADCACHE: &str = "mini_batch_size (GradCache) does not cover the MLM \
+    auxiliary loss: set do_mlm = false or mini_batch_size = 0";
+
+/// The dropout seed of chunk `k` of an update seeded `seed` (chunk 0: the update's own seed).
+fn chunk_seed(seed: u64, k: usize) -> u64 {
+    seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// The dev set, or `None` when `dev_file` is empty (nothing is evaluated, the last model is exported).

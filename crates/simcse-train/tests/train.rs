@@ -8,6 +8,7 @@ use simcse_testkit::minilm;
 use burn::tensor::backend::AutodiffBackend;
 use simcse_artifact::{read_sts, write_sts};
 use simcse_model::backend::CpuTrain;
+use simcse_train::config::StsLoss;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
@@ -181,7 +182,8 @@ fn same_seed_same_losses_and_nan_stops_clearly() {
     let batches = || {
         let corpus = simcse_train::data::Corpus::load(&c).unwrap();
         let t = simcse_model::Tokenizer::from_dir(&c.init).unwrap();
-        simcse_train::data::epoch_batches(corpus.len(), &c, 0)
+        simcse_train::data::epoch_batches(&corpus, &c, 0)
+            .batches
             .into_iter()
             .take(3)
             .map(|idx| corpus.batch(&t, &idx, c.max_len).unwrap())
@@ -211,34 +213,13 @@ fn same_seed_same_losses_and_nan_stops_clearly() {
     assert!(err.to_string().contains("training stopped"), "{err}");
 }
 
-/// The tiny fixture BERT as an init folder, with a 99-token character vocabulary (its vocab size)
-/// made of the most frequent characters of `corpus`, so the trainer can read real text with it.
-fn tiny_init(dir: &Path, corpus: &[String]) {
-    let tiny = simcse_testkit::repo().join("crates/simcse-model/tests/fixtures/tiny");
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(tiny.join(f), dir.join(f)).unwrap();
-    }
-    let mut freq = std::collections::HashMap::<char, usize>::new();
-    for c in corpus
-        .iter()
-        .flat_map(|s| s.chars())
-        .filter(|c| !c.is_whitespace())
-    {
-        *freq.entry(c).or_default() += 1;
-    }
-    let mut chars: Vec<(char, usize)> = freq.into_iter().collect();
-    chars.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut vocab: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .map(String::from)
-        .to_vec();
-    vocab.extend(chars.iter().take(99 - 5).map(|(c, _)| c.to_string()));
-    std::fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
-}
-
 #[derive(serde::Deserialize)]
 struct ParityBatch {
     input_ids: Vec<Vec<i32>>,
     attention_mask: Vec<Vec<i32>>,
+    /// Gold scores (STS modes).
+    #[serde(default)]
+    scores: Vec<f32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -268,13 +249,23 @@ fn parity_batch(b: &ParityBatch, examples: usize) -> simcse_train::data::TrainBa
         },
         examples,
         views: rows / examples,
+        scores: b.scores.clone(),
     }
 }
+
+/// The fixture's modes: (name, mode, STS loss).
+const PARITY_MODES: [(&str, Mode, StsLoss); 4] = [
+    ("sup", Mode::Sup, StsLoss::Cosent),
+    ("unsup", Mode::Unsup, StsLoss::Cosent),
+    ("sts_cosent", Mode::Sts, StsLoss::Cosent),
+    ("sts_cosine_mse", Mode::Sts, StsLoss::CosineMse),
+];
 
 /// A trainer on the tiny BERT with the settings `make_train_fixture.py` used.
 fn parity_trainer<B: AutodiffBackend>(
     init: &Path,
     mode: Mode,
+    sts_loss: StsLoss,
     cfg: &serde_json::Value,
 ) -> Trainer<B> {
     let f = |k: &str| cfg[k].as_f64().unwrap();
@@ -295,7 +286,12 @@ fn parity_trainer<B: AutodiffBackend>(
         adam_beta2: cfg["betas"][1].as_f64().unwrap(),
         adam_epsilon: f("eps"),
         dropout: Some(0.0),
-        pooler: simcse_model::Pooler::Cls,
+        pooler: if mode == Mode::Sts {
+            simcse_model::Pooler::ClsBeforePooler
+        } else {
+            simcse_model::Pooler::Cls
+        },
+        sts_loss,
         mlp_init: simcse_train::config::MlpInit::Checkpoint,
         ..TrainConfig::default()
     };
@@ -303,7 +299,7 @@ fn parity_trainer<B: AutodiffBackend>(
 }
 
 #[test]
-fn twenty_updates_match_pytorch_losses_and_first_gradients_in_both_modes() {
+fn twenty_updates_match_pytorch_losses_and_first_gradients_in_every_mode() {
     twenty_updates_match_pytorch::<CpuTrain>(1e-4);
 }
 
@@ -333,7 +329,7 @@ fn parity_fixture() -> (Parity, tempfile::TempDir, usize, usize) {
     )
     .unwrap();
     let init = tempfile::tempdir().unwrap();
-    tiny_init(init.path(), &["가나다".to_string()]);
+    simcse_testkit::tiny_init(init.path(), &["가나다".to_string()]);
     let examples = parity.config["examples"].as_u64().unwrap() as usize;
     let total = parity.config["updates"].as_u64().unwrap() as usize;
     (parity, init, examples, total)
@@ -343,9 +339,9 @@ fn twenty_updates_match_pytorch<B: AutodiffBackend>(tol: f32) {
     let _rng = serial();
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let (parity, init, examples, total) = parity_fixture();
-    for (name, mode) in [("sup", Mode::Sup), ("unsup", Mode::Unsup)] {
+    for (name, mode, sts_loss) in PARITY_MODES {
         let expected = &parity.modes[name];
-        let mut t = parity_trainer::<B>(init.path(), mode, &parity.config);
+        let mut t = parity_trainer::<B>(init.path(), mode, sts_loss, &parity.config);
 
         // Gradients of the first update, before clipping, against PyTorch's.
         let first = parity_batch(&expected.batches[0], examples);
@@ -356,13 +352,19 @@ fn twenty_updates_match_pytorch<B: AutodiffBackend>(tol: f32) {
         let pooler = m.pooler.as_ref().unwrap();
         type T2<B> = burn::module::Param<burn::tensor::Tensor<B, 2>>;
         type T1<B> = burn::module::Param<burn::tensor::Tensor<B, 1>>;
+        // The STS modes pool before the MLP: it gets no gradient (PyTorch's is None too).
+        assert_eq!(
+            pooler.dense.weight.grad(&grads).is_none(),
+            mode == Mode::Sts,
+            "{name}"
+        );
         let values = |d: burn::tensor::TensorData| d.to_vec::<f32>().unwrap();
         // burn's Linear weights are [in, out]; PyTorch's [out, in].
         let linear = |p: &T2<B>| values(p.grad(&grads).unwrap().transpose().into_data());
         let plain = |p: &T2<B>| values(p.grad(&grads).unwrap().into_data());
         let vector = |p: &T1<B>| values(p.grad(&grads).unwrap().into_data());
         let layer = &m.encoder.layer;
-        let ours: Vec<(&str, Vec<f32>)> = vec![
+        let mut ours: Vec<(&str, Vec<f32>)> = vec![
             (
                 "embeddings.word_embeddings.weight",
                 plain(&m.embeddings.word_embeddings.weight),
@@ -375,12 +377,12 @@ fn twenty_updates_match_pytorch<B: AutodiffBackend>(tol: f32) {
                 "encoder.layer.1.output.LayerNorm.weight",
                 vector(&layer[1].output.layer_norm.gamma),
             ),
-            ("pooler.dense.weight", linear(&pooler.dense.weight)),
-            (
-                "pooler.dense.bias",
-                vector(pooler.dense.bias.as_ref().unwrap()),
-            ),
         ];
+        if mode != Mode::Sts {
+            ours.push(("pooler.dense.weight", linear(&pooler.dense.weight)));
+            let bias = vector(pooler.dense.bias.as_ref().unwrap());
+            ours.push(("pooler.dense.bias", bias));
+        }
         let diffs: Vec<(&str, f32)> = ours
             .iter()
             .map(|(key, g)| {
@@ -427,7 +429,7 @@ fn bf16_updates_track_pytorch<B: AutodiffBackend>(backend: &str) {
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let (parity, init, examples, total) = parity_fixture();
     let expected = &parity.modes["sup"];
-    let mut t = parity_trainer::<B>(init.path(), Mode::Sup, &parity.config);
+    let mut t = parity_trainer::<B>(init.path(), Mode::Sup, StsLoss::Cosent, &parity.config);
     t.config.precision = simcse_model::Precision::Bf16;
     let warmup = warmup_steps(t.config.warmup_ratio, total);
     let mut worst = 0f32;
@@ -490,7 +492,7 @@ fn resumed_run_matches<B: AutodiffBackend>() {
             .flat_map(|(t, _)| [t.anchor, t.positive, t.negative])
             .collect();
     let init = tempfile::tempdir().unwrap();
-    tiny_init(init.path(), &corpus);
+    simcse_testkit::tiny_init(init.path(), &corpus);
     let small = data.path().join("small_triples.parquet");
     let triples: Vec<_> =
         simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
@@ -581,4 +583,248 @@ fn resumed_run_matches<B: AutodiffBackend>() {
         .fit_from(Some(&b.join("checkpoints/step-00000004")))
         .unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
+}
+
+/// A batch of `examples` random token rows per view (lengths 3-10, [CLS] ... [SEP], padded), with
+/// gold scores 0-5 for the STS mode.
+fn random_batch(examples: usize, views: usize, mut state: u64) -> simcse_train::data::TrainBatch {
+    let mut next = |m: u64| simcse_model::rng::splitmix64(&mut state) % m;
+    let rows = examples * views;
+    let lens: Vec<usize> = (0..rows).map(|_| 3 + next(8) as usize).collect();
+    let seq = *lens.iter().max().unwrap();
+    let (mut ids, mut mask) = (vec![0; rows * seq], vec![0; rows * seq]);
+    for (r, &len) in lens.iter().enumerate() {
+        for p in 0..len {
+            ids[r * seq + p] = match p {
+                0 => 2,
+                p if p == len - 1 => 3,
+                _ => 5 + next(94) as i32,
+            };
+            mask[r * seq + p] = 1;
+        }
+    }
+    simcse_train::data::TrainBatch {
+        tokens: simcse_model::tokenizer::Batch {
+            input_ids: ids,
+            attention_mask: mask,
+            batch: rows,
+            seq,
+        },
+        examples,
+        views,
+        scores: (0..examples).map(|_| next(26) as f32 / 5.0).collect(),
+    }
+}
+
+/// A few parameters' gradients, flattened, by name.
+fn some_grads<B: AutodiffBackend>(
+    t: &Trainer<B>,
+    grads: &burn::optim::GradientsParams,
+) -> Vec<(&'static str, Vec<f32>)> {
+    let m = &t.model;
+    let layer = &m.encoder.layer;
+    let flat = |d: Option<burn::tensor::TensorData>| d.unwrap().to_vec::<f32>().unwrap();
+    let g2 = |p: &burn::module::Param<burn::tensor::Tensor<B, 2>>| {
+        flat(grads.get::<B::InnerBackend, 2>(p.id).map(|g| g.into_data()))
+    };
+    let g1 = |p: &burn::module::Param<burn::tensor::Tensor<B, 1>>| {
+        flat(grads.get::<B::InnerBackend, 1>(p.id).map(|g| g.into_data()))
+    };
+    vec![
+        ("word_embeddings", g2(&m.embeddings.word_embeddings.weight)),
+        (
+            "layer0.query",
+            g2(&layer[0].attention.self_attention.query.weight),
+        ),
+        ("layer1.output.ln", g1(&layer[1].output.layer_norm.gamma)),
+    ]
+}
+
+fn worst_diff(a: &[(&str, Vec<f32>)], b: &[(&str, Vec<f32>)]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|((_, x), (_, y))| simcse_testkit::max_abs_diff(x, y))
+        .fold(0.0, f32::max)
+}
+
+/// GradCache (`mini_batch_size` 4 on a batch of 16 examples, dropout on): the same loss and
+/// gradients as the large-batch step that embeds the same chunks under the same dropout masks with
+/// the whole graph kept; with dropout off, the same as the plain one-pass batch.
+#[test]
+fn grad_cache_step_equals_the_large_batch_step() {
+    let _rng = serial();
+    let (parity, init, _, _) = parity_fixture();
+    for (name, mode, sts_loss) in [PARITY_MODES[0], PARITY_MODES[2]] {
+        let batch = random_batch(16, mode.views(), 5);
+        let trainer = |dropout: f64, mini_batch_size: usize| {
+            let mut t = parity_trainer::<CpuTrain>(init.path(), mode, sts_loss, &parity.config);
+            t.config.mini_batch_size = mini_batch_size;
+            // Dropout as the checkpoint sets it (parity_trainer turns it off): reload with it.
+            let mut c = t.config.clone();
+            c.dropout = Some(dropout);
+            Trainer::<CpuTrain>::new(c, &Default::default()).unwrap()
+        };
+        let cached = |t: &Trainer<CpuTrain>| {
+            let (loss, _, grads) = t.gradients(&batch).unwrap();
+            (loss.into_scalar(), some_grads(t, &grads))
+        };
+        let graph = |t: &Trainer<CpuTrain>| {
+            let loss = t.loss(&batch).unwrap();
+            let grads = burn::optim::GradientsParams::from_grads(loss.clone().backward(), &t.model);
+            (loss.into_scalar(), some_grads(t, &grads))
+        };
+
+        let t = trainer(0.1, 4);
+        let (cache_loss, cache) = cached(&t);
+        let (graph_loss, whole) = graph(&t);
+        let diff = worst_diff(&cache, &whole);
+        println!(
+            "{name}, dropout 0.1: GradCache vs large-batch graph: loss {cache_loss} vs {graph_loss}, max abs grad diff {diff:.2e}"
+        );
+        assert!(
+            (cache_loss - graph_loss).abs() <= 1e-5 && diff <= 1e-5,
+            "{name}: {diff}"
+        );
+        // Dropout really acts: one pass over the whole batch draws other masks.
+        let (_, one_pass) = cached(&trainer(0.1, 0));
+        assert!(worst_diff(&cache, &one_pass) > 1e-4, "{name}");
+
+        let (_, cache) = cached(&trainer(0.0, 4));
+        let (_, plain) = cached(&trainer(0.0, 0));
+        let diff = worst_diff(&cache, &plain);
+        println!("{name}, dropout 0: GradCache vs one pass: max abs grad diff {diff:.2e}");
+        assert!(diff <= 1e-5, "{name}: {diff}");
+    }
+}
+
+/// The STS stage (CoSENT, pooling the [CLS] before the MLP) on KorSTS train from all-MiniLM-L6-v2:
+/// dev Spearman rises, and the exported model says how it pools.
+#[test]
+fn sts_stage_on_korsts_raises_dev_spearman() {
+    let _rng = serial();
+    let data = prepared();
+    let mut c = config(data.path(), Mode::Sts);
+    c.train_file = data.path().join("sts/korsts_train.parquet");
+    c.pooler = simcse_model::Pooler::ClsBeforePooler;
+    c.learning_rate = 2e-5;
+    c.max_steps = 10;
+    let device = Default::default();
+    let mut t = Trainer::<CpuTrain>::new(c.clone(), &device).unwrap();
+    let before = t
+        .evaluate(&read_sts(&c.dev_file).unwrap())
+        .unwrap()
+        .spearman;
+    let summary = t.fit().unwrap();
+    let (_, best) = summary.best.unwrap();
+    println!(
+        "sts stage: dev400 Spearman {before:.2} -> {:.2} after {} updates; losses {:?}",
+        best.spearman, summary.updates, summary.losses
+    );
+    assert!(
+        best.spearman > before + 3.0,
+        "dev Spearman {before:.2} -> {:.2}",
+        best.spearman
+    );
+    let enc = simcse_model::Encoder::<simcse_model::backend::Cpu>::from_dir(
+        &c.out.join("model"),
+        None,
+        None,
+        &device,
+    )
+    .unwrap();
+    assert_eq!(enc.pooler, simcse_model::Pooler::ClsBeforePooler);
+}
+
+/// The STS stage with GradCache and duplicate-free batches, stopped after update 4 and resumed:
+/// the same losses and bit-identical weights as the run that did not stop.
+#[test]
+fn sts_stage_with_grad_cache_and_no_duplicates_resumes_exactly() {
+    let _rng = serial();
+    let data = prepared();
+    let mut pairs = read_sts(&data.path().join("sts/korsts_train.parquet")).unwrap();
+    pairs.truncate(20);
+    // Two pairs that share a sentence with the first one: batches must keep them apart.
+    for k in [7, 13] {
+        pairs[k].sentence2 = pairs[0].sentence1.clone();
+    }
+    let train = data.path().join("sts/train20.parquet");
+    write_sts(&train, &pairs).unwrap();
+    let dev = read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
+    write_sts(&data.path().join("sts/dev40.parquet"), &dev[..40]).unwrap();
+    let texts: Vec<String> = pairs
+        .iter()
+        .flat_map(|p| [p.sentence1.clone(), p.sentence2.clone()])
+        .collect();
+    let init = tempfile::tempdir().unwrap();
+    simcse_testkit::tiny_init(init.path(), &texts);
+    let config = |out: &str| TrainConfig {
+        mode: Mode::Sts,
+        init: init.path().to_path_buf(),
+        train_file: train.clone(),
+        dev_file: data.path().join("sts/dev40.parquet"),
+        out: data.path().join(out),
+        batch_size: 8,
+        mini_batch_size: 5,
+        epochs: 2,
+        max_len: 16,
+        eval_max_len: 16,
+        learning_rate: 1e-3,
+        pooler: simcse_model::Pooler::ClsBeforePooler,
+        dropout: Some(0.1),
+        eval_steps: 2,
+        save_steps: 2,
+        save_total_limit: 0,
+        log_steps: 1,
+        ..TrainConfig::default()
+    };
+    let corpus = simcse_train::data::Corpus::load(&config("a")).unwrap();
+    let deferred: usize = (0..2)
+        .map(|e| simcse_train::data::epoch_batches(&corpus, &config("a"), e).deferred)
+        .sum();
+    assert!(deferred > 0, "the shared sentence made some pair wait");
+    let device = Default::default();
+    let mut straight = Trainer::<CpuTrain>::new(config("a"), &device).unwrap();
+    let s = straight.fit().unwrap();
+    assert!(s.updates >= 6, "20 pairs in batches of 8, two epochs");
+    // Run b wrote a checkpoint every 2 updates; a new run resumes from its fourth update.
+    Trainer::<CpuTrain>::new(config("b"), &device)
+        .unwrap()
+        .fit()
+        .unwrap();
+    let mut resumed = Trainer::<CpuTrain>::new(config("c"), &device).unwrap();
+    let ckpt = data.path().join("b/checkpoints/step-00000004");
+    let r = resumed.fit_from(Some(&ckpt)).unwrap();
+    assert_eq!(r.updates, s.updates);
+    assert_eq!(
+        r.losses,
+        s.losses[4..],
+        "the same batches and dropout after the stop"
+    );
+    assert!(
+        weights(&resumed) == weights(&straight),
+        "final weights differ"
+    );
+
+    // A damaged newest checkpoint: refused by name, and the one before it is the newest good one.
+    use simcse_train::checkpoint;
+    let all = checkpoint::list(&data.path().join("b"));
+    let (newest, previous) = (&all[all.len() - 1], &all[all.len() - 2]);
+    let bin = newest.join("model.bin");
+    let mut bytes = std::fs::read(&bin).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&bin, bytes).unwrap();
+    let err = checkpoint::verify(newest).unwrap_err().to_string();
+    assert!(err.contains("model.bin is damaged"), "{err}");
+    let mut t = Trainer::<CpuTrain>::new(config("b"), &device).unwrap();
+    assert!(t.fit_from(Some(newest)).is_err());
+    let good = checkpoint::newest_good(&data.path().join("b")).unwrap();
+    assert_eq!(&good, previous);
+    for ckpt in &all {
+        std::fs::write(ckpt.join("state.json"), "{").unwrap();
+    }
+    let err = checkpoint::newest_good(&data.path().join("b"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is intact"), "{err}");
 }

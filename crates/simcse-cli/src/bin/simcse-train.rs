@@ -7,7 +7,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::Serialize;
 use simcse_cli::{Device, Job};
 use simcse_model::{Pooler, Precision};
-use simcse_train::config::MlpInit;
+use simcse_train::config::{MlpInit, StsLoss};
 use simcse_train::trainer::Summary;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
@@ -19,7 +19,7 @@ static ALLOC: simcse_cli::alloc::MiMalloc = simcse_cli::alloc::MiMalloc;
     version,
     about = "Train a SimCSE sentence encoder",
     long_about = "Train a SimCSE sentence encoder.\n\nReads a Hugging Face BERT folder (--init) and the prepare stage's corpus \
-(kornli_triples.parquet for --mode sup, wiki_sentences.parquet for --mode unsup); writes <out>/model/ (the best model on the \
+(kornli_triples.parquet for --mode sup, wiki_sentences.parquet for --mode unsup, sts/korsts_train.parquet for --mode sts); writes <out>/model/ (the best model on the \
 dev set, Hugging Face layout + simcse.json), <out>/metrics.jsonl, <out>/config.toml and <out>/checkpoints/.\n\nEvery key of \
 the config file is also an option; options override the file, in any order. The defaults shown are those of a run without \
 --config (the official supervised SimCSE settings)."
@@ -42,7 +42,8 @@ struct Cli {
 /// The keys of [`TrainConfig`], each optional: set ones override the config file.
 #[derive(clap::Args, Serialize)]
 struct ConfigKeys {
-    /// unsup: each sentence twice through dropout; sup: (anchor, entailment, contradiction) triples.
+    /// unsup: each sentence twice through dropout; sup: (anchor, entailment, contradiction) triples;
+    /// sts: scored pairs (the STS stage, with --sts-loss).
     #[arg(long, value_enum)]
     mode: Option<Mode>,
     /// The model to start from: a Hugging Face BERT folder, or a Hub repo id such as
@@ -52,6 +53,9 @@ struct ConfigKeys {
     /// The corpus (empty: the prepare stage's file for the mode).
     #[arg(long)]
     train_file: Option<PathBuf>,
+    /// More corpus files of the same kind, comma-separated (e.g. KLUE STS train next to KorSTS).
+    #[arg(long, value_delimiter = ',')]
+    extra_train_files: Option<Vec<PathBuf>>,
     /// STS set evaluated every --eval-steps; the best model by Spearman is kept. "": none.
     #[arg(long)]
     dev_file: Option<String>,
@@ -138,6 +142,22 @@ struct ConfigKeys {
     /// LayerNorm, softmax and loss).
     #[arg(long)]
     precision: Option<Precision>,
+    /// The sts mode's loss: cosent, or cosine_mse (Sentence-BERT's CosineSimilarityLoss).
+    #[arg(long, value_enum)]
+    sts_loss: Option<StsLoss>,
+    /// CoSENT's scale (inverse temperature).
+    #[arg(long)]
+    cosent_scale: Option<f64>,
+    /// The gold score that means "same meaning" (cosine_mse regresses on score / max_score).
+    #[arg(long)]
+    max_score: Option<f64>,
+    /// Keep a sentence from appearing twice in a batch (unset: on for sup and sts, off for unsup).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    no_duplicates: Option<bool>,
+    /// GradCache: embed the batch this many sentences at a time, so a large contrastive batch fits
+    /// in the memory of a small one (0: off).
+    #[arg(long)]
+    mini_batch_size: Option<usize>,
 }
 
 /// The command line, with each config key's default in its help.
@@ -183,16 +203,7 @@ fn main() -> Result<()> {
     let resume = match cli.resume {
         None => None,
         Some(Some(dir)) => Some(dir),
-        Some(None) => Some(
-            simcse_train::checkpoint::list(&config.out)
-                .pop()
-                .with_context(|| {
-                    format!(
-                        "--resume: no checkpoint in {}",
-                        config.out.join("checkpoints").display()
-                    )
-                })?,
-        ),
+        Some(None) => Some(simcse_train::checkpoint::newest_good(&config.out)?),
     };
     tracing::info!("device {}", cli.device);
     let summary = cli.device.run(Train {
@@ -237,7 +248,8 @@ mod tests {
             .unwrap()
             .keys()
             .cloned()
-            .chain(["dropout".to_string()]) // None by default: absent from the table
+            // None by default: absent from the table
+            .chain(["dropout", "no_duplicates"].map(String::from))
             .collect();
         let cmd = command();
         let options: Vec<String> = cmd
