@@ -177,15 +177,16 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
-    /// The SimCSE loss of one batch under the current weights (dropout as the backend makes it).
+    /// The loss of the mode on one batch under the current weights (dropout as the backend makes
+    /// it; with GradCache on, the large-batch loss whose gradients GradCache reproduces).
     pub fn loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
         Ok(self.losses(batch, 0)?.total)
     }
 
-    /// The SimCSE loss plus, with `do_mlm`, `mlm_weight` times the MLM loss of a second forward
+    /// The mode's loss plus, with `do_mlm`, `mlm_weight` times the MLM loss of a second forward
     /// pass over the batch masked as the official collator masks it (seeded by `mask_seed`).
     pub fn losses(&self, batch: &TrainBatch, mask_seed: u64) -> Result<BatchLoss<B>> {
-        let cl = self.contrastive_loss(batch)?;
+        let cl = self.mode_loss(batch)?;
         let (Some(head), Some(rule)) = (&self.lm_head, &self.masking) else {
             return Ok(BatchLoss {
                 total: cl,
@@ -212,7 +213,7 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// embedded `mini_batch_size` rows at a time when GradCache is on (with the dropout masks
     /// [`Trainer::gradients`] uses), then the loss of the mode. The graph is kept: with GradCache
     /// on, this is the large-batch loss whose gradients GradCache reproduces.
-    fn contrastive_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
+    fn mode_loss(&self, batch: &TrainBatch) -> Result<Tensor<B, 1>> {
         let chunks = self.chunks(batch);
         let pooled = if chunks.len() == 1 {
             self.embed_rows(batch, chunks[0].clone())?
