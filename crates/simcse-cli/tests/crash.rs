@@ -72,11 +72,7 @@ fn killed_runs_resume_to_the_same_bytes() {
     let straight = train(&args("init", "small.parquet", "a"), w)
         .wait_with_output()
         .unwrap();
-    assert!(
-        straight.status.success(),
-        "{}",
-        String::from_utf8_lossy(&straight.stderr)
-    );
+    assert_ok(&straight);
 
     // Run b is killed six times: each time once its log passes a seeded random update, then 0-4 ms
     // later (a checkpoint is written every 2 updates, so some kills land inside one). Each restart
@@ -102,12 +98,7 @@ fn killed_runs_resume_to_the_same_bytes() {
         }
         let mut child = train(&a, w);
         let Some(target) = target else {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert_ok(&child.wait_with_output().unwrap());
             break;
         };
         while last_step("b") < target && child.try_wait().unwrap().is_none() {
@@ -166,6 +157,12 @@ fn capped(bin: &str, args: &[&str], cwd: &Path, kib: usize) -> std::process::Out
         .unwrap()
 }
 
+/// Fails the test with the process's stderr unless it succeeded.
+fn assert_ok(out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+}
+
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -200,11 +197,7 @@ fn failed_writes_are_clear_errors_and_keep_the_previous_files() {
         "data",
     ];
     let ok = capped(env!("CARGO_BIN_EXE_simcse-prepare"), &prepare, w, 1 << 20);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert_ok(&ok);
     let before = snapshot(&w.join("data"));
     let full = capped(env!("CARGO_BIN_EXE_simcse-prepare"), &prepare, w, 64);
     let err = String::from_utf8_lossy(&full.stderr);
@@ -227,11 +220,7 @@ fn failed_writes_are_clear_errors_and_keep_the_previous_files() {
     let mut train = args("init", "data/kornli_triples.parquet", "r");
     train.extend(["--max-steps", "4"]);
     let ok = capped(env!("CARGO_BIN_EXE_simcse-train"), &train, w, 1 << 20);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert_ok(&ok);
     let before = snapshot(&w.join("r"));
     train.push("--resume");
     let full = capped(env!("CARGO_BIN_EXE_simcse-train"), &train, w, 40);
@@ -239,8 +228,9 @@ fn failed_writes_are_clear_errors_and_keep_the_previous_files() {
     assert!(!full.status.success());
     assert!(err.contains("model") && err.contains("too large"), "{err}");
     let after = snapshot(&w.join("r"));
-    let same = |p: &Path| p.ends_with("metrics.jsonl") || p.ends_with("config.toml");
-    for (path, bytes) in before.iter().filter(|(p, _)| !same(p)) {
+    // A resumed run rewrites these two on start; everything else must be untouched.
+    let rewritten = |p: &Path| p.ends_with("metrics.jsonl") || p.ends_with("config.toml");
+    for (path, bytes) in before.iter().filter(|(p, _)| !rewritten(p)) {
         let now = after.iter().find(|(p, _)| p == path).map(|(_, b)| b);
         assert!(now == Some(bytes), "{} changed", path.display());
     }
@@ -253,13 +243,7 @@ fn failed_writes_are_clear_errors_and_keep_the_previous_files() {
         "left behind: {:?}",
         extra.iter().map(|(p, _)| p).collect::<Vec<_>>()
     );
-    // The folder still resumes and finishes.
-    train.pop();
-    train.push("--resume");
+    // The folder still resumes (`train` ends with --resume) and finishes.
     let ok = capped(env!("CARGO_BIN_EXE_simcse-train"), &train, w, 1 << 20);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert_ok(&ok);
 }
