@@ -32,6 +32,7 @@ impl Mode {
 /// The loss of the `sts` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", value(rename_all = "snake_case"))]
 #[serde(rename_all = "snake_case")]
 pub enum StsLoss {
     /// CoSENT (Su 2022; sentence-transformers' `CoSENTLoss`): every pair scored higher than another

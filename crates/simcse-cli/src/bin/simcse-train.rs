@@ -292,6 +292,10 @@ mod tests {
         assert_eq!(cli.resume, Some(None));
         let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
         assert_eq!((c.save_steps, c.do_mlm, c.pooler), (8, true, Pooler::Avg));
+        // Option values are spelled as in the config file (snake_case), as --help lists them.
+        let cli = parse(&["simcse-train", "--sts-loss", "cosine_mse"]);
+        let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
+        assert_eq!(c.sts_loss, StsLoss::CosineMse);
         let cli = parse(&[
             "simcse-train",
             "--do-mlm",
