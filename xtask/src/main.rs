@@ -27,6 +27,13 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "Korean Wikipedia dump -> wiki_sentences.parquet (the unsupervised corpus)",
     ),
     (
+        "corpus",
+        "simcse-cli",
+        "simcse-prepare",
+        Some("corpus"),
+        "your own text (text, JSONL, CSV, TSV, Parquet) -> sentences.parquet (an unsupervised corpus)",
+    ),
+    (
         "split",
         "simcse-cli",
         "simcse-prepare",
@@ -52,7 +59,7 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         "simcse-cli",
         "simcse-eval",
         None,
-        "evaluate model folders on KorSTS / KLUE STS and write a report",
+        "evaluate model folders on KorSTS / KLUE STS (and your own sets: --sts NAME=FILE); write a report",
     ),
 ];
 

@@ -407,6 +407,13 @@ pub struct Manifest {
     pub tool: String,
 }
 
+/// An artifact's file name, as its manifest names it.
+pub fn artifact_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The manifest path of an artifact: `x/kornli_triples.parquet` -> `x/kornli_triples.manifest.json`.
 pub fn manifest_path(artifact: &Path) -> PathBuf {
     artifact.with_extension("manifest.json")
@@ -459,16 +466,26 @@ fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<Record
             }
         }
     }
-    reader
-        .build()
-        .map_err(pq)?
-        .map(|b| {
-            b.map_err(|e| ArtifactError::Parquet {
-                path: path.to_path_buf(),
-                message: e.to_string(),
+    // parquet 60 panics on some corrupt column-chunk metadata (negative offsets) instead of
+    // returning its error; a damaged file must be an error (found by fuzzing).
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader
+            .build()
+            .map_err(pq)?
+            .map(|b| {
+                b.map_err(|e| ArtifactError::Parquet {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
             })
+            .collect()
+    }));
+    read.unwrap_or_else(|_| {
+        Err(ArtifactError::Parquet {
+            path: path.to_path_buf(),
+            message: "malformed Parquet file (the parquet reader panicked)".into(),
         })
-        .collect()
+    })
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {

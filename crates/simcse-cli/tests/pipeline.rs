@@ -208,6 +208,147 @@ fn prepare_train_eval_through_files_and_swap_stages() {
     );
 }
 
+/// The README's "your own data" walk-through on its committed example files: a JSONL + CSV corpus
+/// with bad rows -> `corpus` -> unsupervised training -> `eval --sts` with a 0-10 scored TSV.
+#[test]
+fn own_corpus_and_own_sts_set_through_corpus_train_and_eval() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let examples = simcse_testkit::repo().join("examples/own-data");
+    let file = |f: &str| examples.join(f).to_str().unwrap().to_string();
+    let minilm = minilm();
+    let minilm = minilm.to_str().unwrap();
+
+    let out = run(
+        "simcse-prepare",
+        &[
+            "corpus",
+            &file("reviews.jsonl"),
+            &file("posts.csv"),
+            "--out-dir",
+            "data",
+            "--min-chars",
+            "5",
+        ],
+        w,
+    );
+    for line in [
+        "bad rows, malformed_json: 1",
+        "reviews.jsonl: line 10",
+        "bad rows, missing_field: 1",
+        "reviews.jsonl: line 12",
+        "bad rows, field_count: 1",
+        "posts.csv: line 6",
+        "sentences dropped, duplicate: 3",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    let sentences = simcse_artifact::read_sentences(&w.join("data/sentences.parquet")).unwrap();
+    let texts: Vec<&str> = sentences.iter().map(|s| s.text.as_str()).collect();
+    // The general splitter ends sentences without punctuation; a quoted CSV field keeps its comma
+    // and its line break.
+    assert_eq!(texts[0], "배송이 생각보다 빨랐어요");
+    assert!(
+        texts.contains(&"처음 써 봤는데 향이 너무 강했다"),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"친구 추천으로 가입했는데 생각보다 쓸 만하네요, 특히 검색 기능이 편합니다"),
+        "{texts:?}"
+    );
+    assert_eq!(sentences[0].doc_id, "reviews.jsonl:1");
+
+    let train_out = run(
+        "simcse-train",
+        &[
+            "--mode",
+            "unsup",
+            "--init",
+            minilm,
+            "--out",
+            "runs/own",
+            "--train-file",
+            "data/sentences.parquet",
+            "--dev-file",
+            "",
+            "--batch-size",
+            "8",
+            "--max-len",
+            "32",
+            "--max-steps",
+            "2",
+            "--log-steps",
+            "1",
+        ],
+        w,
+    );
+    assert!(train_out.contains("2 updates"), "{train_out}");
+
+    let eval_out = run(
+        "simcse-eval",
+        &[
+            "--model",
+            "runs/own/model",
+            "--sts",
+            &format!("reviews={}", file("my_sts.tsv")),
+            "--sts-columns",
+            "sentence_a,sentence_b,label",
+            "--data-dir",
+            "no-such-dir",
+            "--out",
+            "reports/own",
+        ],
+        w,
+    );
+    assert!(
+        eval_out.contains("reviews: 26 pairs")
+            && eval_out.contains("1 empty_sentence, 1 bad_score"),
+        "{eval_out}"
+    );
+    let report = json(&w.join("reports/own/eval.json"));
+    let set = &report["models"][0]["sets"][0];
+    assert_eq!(set["name"], "reviews");
+    assert_eq!(set["score"]["pairs"], 26);
+    // The reported number is the evaluator's on the imported artifact (scores on 0..5).
+    let pairs = simcse_artifact::read_sts(&w.join("reports/own/sts/reviews.parquet")).unwrap();
+    assert!(pairs.iter().all(|p| (0.0..=5.0).contains(&p.score)));
+    let enc = simcse_model::Encoder::<simcse_model::backend::Cpu>::from_dir(
+        &w.join("runs/own/model"),
+        None,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let score = simcse_eval::score_pairs(&enc, &pairs).unwrap();
+    let reported = set["score"]["spearman"].as_f64().unwrap();
+    assert!(
+        (score.spearman - reported).abs() < 1e-9,
+        "{} vs {reported}",
+        score.spearman
+    );
+    assert_eq!(
+        report["data"]["reviews"]["options"]["score_range"],
+        serde_json::json!([0.0, 9.5])
+    );
+    let md = std::fs::read_to_string(w.join("reports/own/eval.md")).unwrap();
+    assert!(md.contains("reviews Spearman"), "{md}");
+
+    // A file with no usable row is an error naming it.
+    let empty = w.join("empty.tsv");
+    std::fs::write(&empty, "sentence1\tsentence2\tscore\n").unwrap();
+    let out = Command::new(bin("simcse-eval"))
+        .args(["--model", "runs/own/model", "--sts"])
+        .arg(format!("empty={}", empty.display()))
+        .current_dir(w)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("empty.tsv") && err.contains("0 usable rows"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_stage_binary_documents_its_inputs_and_outputs() {
     let cwd = std::env::temp_dir();

@@ -14,7 +14,8 @@ use std::time::Instant;
 use bzip2::Compression;
 use bzip2::write::BzEncoder;
 use rayon::prelude::*;
-use simcse_data::wiki::{self, Filters, Format, Options};
+use simcse_data::split::Splitter;
+use simcse_data::wiki::{self, Filters, Format, Input, Options};
 
 const CHILD: &str = "SIMCSE_WIKI_BENCH_CHILD";
 
@@ -94,11 +95,14 @@ fn peak_rss_mb() -> f64 {
 fn child(input: PathBuf, threads: usize, xml_bytes: f64) {
     let out = tempfile::tempdir().expect("temp dir");
     let opts = Options {
-        input,
-        format: Format::Auto,
+        input: Input::Wiki {
+            path: input,
+            format: Format::Auto,
+        },
         out: out.path().join("wiki_sentences.parquet"),
         threads,
         filters: Filters::default(),
+        splitter: Splitter::Wiki,
         sample: None,
         seed: 42,
         strict: false,
@@ -127,24 +131,43 @@ fn splitter_alone() {
         println!("splitter alone: ../shared/data/kowiki-sample not found, skipped");
         return;
     };
-    let paragraphs: Vec<String> = gold
-        .split("\n\n")
-        .map(|p| p.lines().map(str::trim).collect::<Vec<_>>().join(" "))
-        .collect();
+    // The gold text as it is, and without the final `.` of every sentence (the general splitter's
+    // ending rules then do the work).
+    let joined = |strip: bool| -> Vec<String> {
+        gold.split("\n\n")
+            .map(|p| {
+                let lines = p.lines().map(str::trim);
+                let lines: Vec<&str> = if strip {
+                    lines.map(|l| l.trim_end_matches('.')).collect()
+                } else {
+                    lines.collect()
+                };
+                lines.join(" ")
+            })
+            .collect()
+    };
     let reps = 200;
-    let t = Instant::now();
-    let mut n = 0;
-    for _ in 0..reps {
-        for p in &paragraphs {
-            n += simcse_data::split::sentences(p).len();
+    for (text, paragraphs) in [
+        ("kss gold text", joined(false)),
+        ("gold without final '.'", joined(true)),
+    ] {
+        let bytes: usize = paragraphs.iter().map(String::len).sum();
+        for splitter in [Splitter::Wiki, Splitter::General] {
+            let t = Instant::now();
+            let mut n = 0;
+            for _ in 0..reps {
+                for p in &paragraphs {
+                    n += simcse_data::split::sentences_with(p, splitter).len();
+                }
+            }
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "splitter {splitter:?}, one thread, {text} x{reps}: {n} sentences in {secs:.2} s: {:.0} sentences/s, {:.1} MB/s",
+                n as f64 / secs,
+                (bytes * reps) as f64 / 1e6 / secs
+            );
         }
     }
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "splitter alone, one thread, kss gold text x{reps}: {n} sentences in {secs:.2} s: {:.0} sentences/s, {:.1} MB/s",
-        n as f64 / secs,
-        (gold.len() * reps) as f64 / 1e6 / secs
-    );
 }
 
 fn main() {

@@ -11,6 +11,7 @@ pub mod prepare;
 pub mod rows;
 pub mod split;
 pub mod sts;
+pub mod table;
 pub mod wiki;
 
 pub use error::{DataError, Result};

@@ -39,11 +39,11 @@ pub struct Summary {
     pub artifacts: Vec<(PathBuf, usize)>,
 }
 
-fn tool() -> String {
+pub(crate) fn tool() -> String {
     format!("simcse-data {}", env!("CARGO_PKG_VERSION"))
 }
 
-fn skipped(log: &RowLog) -> BTreeMap<String, usize> {
+pub(crate) fn skipped(log: &RowLog) -> BTreeMap<String, usize> {
     log.skipped
         .iter()
         .map(|(r, n)| (r.as_str().to_string(), *n))

@@ -19,6 +19,9 @@ pub enum Reason {
     ScoreOutOfRange,
     InvalidUtf8,
     MalformedJson,
+    Binary,
+    MissingField,
+    TooLong,
 }
 
 impl Reason {
@@ -31,15 +34,20 @@ impl Reason {
             Reason::ScoreOutOfRange => "score_out_of_range",
             Reason::InvalidUtf8 => "invalid_utf8",
             Reason::MalformedJson => "malformed_json",
+            Reason::Binary => "binary",
+            Reason::MissingField => "missing_field",
+            Reason::TooLong => "too_long",
         }
     }
 }
 
-/// Where in its file a bad row sits: a 1-based line for text files, a 0-based element index for JSON.
+/// Where in its file a bad row sits: a 1-based line for text files, a 0-based element index for JSON,
+/// a 0-based row for Parquet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Location {
     Line(usize),
     JsonIndex(usize),
+    Row(usize),
 }
 
 impl fmt::Display for Location {
@@ -47,6 +55,7 @@ impl fmt::Display for Location {
         match self {
             Location::Line(n) => write!(f, "line {n}"),
             Location::JsonIndex(i) => write!(f, "JSON index {i}"),
+            Location::Row(i) => write!(f, "row {i}"),
         }
     }
 }

@@ -1,13 +1,18 @@
-//! KorSTS (TSV) and KLUE STS (JSON) -> scored sentence pairs.
+//! KorSTS (TSV), KLUE STS (JSON) and a user's own STS files -> scored sentence pairs.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserializer as _;
 use serde::de::{SeqAccess, Visitor};
+use simcse_artifact::{Manifest, SourceFile};
 
-use crate::error::Result;
+use crate::error::{DataError, Result};
 use crate::kornli::empty_column;
+use crate::prepare;
 use crate::rows::{Location, Reason, RowLog, check_header, lines, read_input, tsv_fields};
+use crate::table::{self, Item, TableFormat};
+use crate::wiki::source::Progress;
 
 pub const KORSTS_HEADER: &str = "genre\tfilename\tyear\tid\tscore\tsentence1\tsentence2";
 
@@ -184,4 +189,139 @@ fn klue_pair(log: &mut RowLog, loc: Location, v: &serde_json::Value) -> Result<O
             binary_label: binary == 1.0,
         }),
     }))
+}
+
+/// A user's STS file to import as an STS artifact (`eval --sts NAME=FILE`).
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub path: PathBuf,
+    pub format: TableFormat,
+    /// The columns (JSON keys) of the first sentence, the second sentence and the score.
+    pub columns: [String; 3],
+    /// The score scale; `None`: the lowest and highest score in the file.
+    pub range: Option<(f64, f64)>,
+    /// The set's name in reports; also each pair's `source`.
+    pub name: String,
+    /// The STS artifact to write.
+    pub out: PathBuf,
+    pub strict: bool,
+}
+
+/// What [`import`] read and wrote.
+#[derive(Debug)]
+pub struct Imported {
+    pub pairs: usize,
+    pub log: RowLog,
+    /// The scale the scores were mapped from onto 0..5.
+    pub range: (f64, f64),
+}
+
+/// Reads a user's scored pairs (TSV, CSV, JSONL or Parquet; columns named in `opts`; any score
+/// scale) and writes them as an STS artifact with scores mapped linearly onto 0..5, which leaves
+/// Spearman and Pearson unchanged and makes alignment's `gold >= 4` mean the top fifth of the
+/// scale. Bad rows are counted by reason (or fatal under `strict`); a file with fewer than two
+/// usable rows, or one score for all, is an error naming it.
+pub fn import(opts: &ImportOptions) -> Result<Imported> {
+    let path = &opts.path;
+    let corrupt = |message: String| DataError::Corrupt {
+        path: path.clone(),
+        message,
+    };
+    let progress = Arc::new(Progress::default());
+    let items = table::open(path, opts.format, &opts.columns, progress.clone())?;
+    let mut log = RowLog::new(path, opts.strict);
+    let mut rows: Vec<(String, String, f64)> = Vec::new();
+    for item in items {
+        let (loc, fields) = match item.map_err(corrupt)? {
+            Item::Blank => continue,
+            Item::Bad(b) => {
+                log.rows_read += 1;
+                log.skip(b.location, b.reason, b.detail)?;
+                continue;
+            }
+            Item::Row { location, fields } => (location, fields),
+        };
+        log.rows_read += 1;
+        let [s1, s2, score] = <[String; 3]>::try_from(fields).unwrap_or_default();
+        if let Some(c) = [&s1, &s2].iter().position(|s| s.trim().is_empty()) {
+            let detail = format!("empty {}", opts.columns[c]);
+            log.skip(loc, Reason::EmptySentence, detail)?;
+            continue;
+        }
+        let value = match score.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                let detail = format!("{} {score:?} is not a number", opts.columns[2]);
+                log.skip(loc, Reason::BadScore, detail)?;
+                continue;
+            }
+        };
+        if let Some((lo, hi)) = opts.range
+            && !(lo..=hi).contains(&value)
+        {
+            let detail = format!("{} {value} outside {lo}..{hi}", opts.columns[2]);
+            log.skip(loc, Reason::ScoreOutOfRange, detail)?;
+            continue;
+        }
+        rows.push((s1, s2, value));
+    }
+    if rows.len() < 2 {
+        return Err(corrupt(format!(
+            "{} usable rows of {} read (skipped: {:?}): an STS set needs at least 2",
+            rows.len(),
+            log.rows_read,
+            prepare::skipped(&log)
+        )));
+    }
+    let (lo, hi) = opts.range.unwrap_or_else(|| {
+        rows.iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r.2), hi.max(r.2))
+            })
+    });
+    if hi <= lo {
+        return Err(corrupt(format!(
+            "the score range {lo}..{hi} is empty: nothing to correlate"
+        )));
+    }
+    let pairs: Vec<StsPair> = rows
+        .into_iter()
+        .map(|(sentence1, sentence2, s)| StsPair {
+            sentence1,
+            sentence2,
+            score: (5.0 * (s - lo) / (hi - lo)) as f32,
+            source: opts.name.clone(),
+            klue: None,
+        })
+        .collect();
+    simcse_artifact::write_sts(&opts.out, &pairs)?;
+    let manifest = Manifest {
+        artifact: simcse_artifact::artifact_name(&opts.out),
+        rows: pairs.len(),
+        sources: vec![SourceFile {
+            path: path.clone(),
+            bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+            sha256: progress.sha256_of(path),
+        }],
+        counts: prepare::skipped(&log)
+            .into_iter()
+            .map(|(r, n)| (format!("skipped_{r}"), n))
+            .collect(),
+        options: serde_json::json!({
+            "name": opts.name,
+            "format": opts.format.resolve(path),
+            "columns": opts.columns,
+            "score_range": [lo, hi],
+            "rescaled_to": [0.0, 5.0],
+            "strict": opts.strict,
+            "bad_row_examples": log.examples.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+        tool: prepare::tool(),
+    };
+    simcse_artifact::write_manifest(&opts.out, &manifest)?;
+    Ok(Imported {
+        pairs: pairs.len(),
+        log,
+        range: (lo, hi),
+    })
 }

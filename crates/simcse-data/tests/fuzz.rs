@@ -2,10 +2,10 @@
 //! (`simcse_testkit::fuzz`): an error is fine, a panic is a failure. `SIMCSE_FUZZ_CASES` sets the
 //! cases per reader (docs/reliability.md has the longer run).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use simcse_data::wiki::{self, Filters, Format, Options};
+use simcse_data::split::Splitter;
+use simcse_data::wiki::{self, Filters, Format, Input, Options};
 use simcse_data::{kornli, split, sts};
 use simcse_testkit::{fuzz, shared_data};
 
@@ -61,9 +61,15 @@ fn markup_cleaner_and_splitter_never_panic_or_lose_text() {
     fuzz("wikitext-and-splitter", &wiki_text, |b| {
         let text = String::from_utf8_lossy(b);
         let _ = wiki::markup::paragraphs(&text);
-        let kept: String = split::sentences(&text).concat();
         let squeeze = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
-        assert_eq!(squeeze(&kept), squeeze(&text), "the splitter lost text");
+        for splitter in [Splitter::Wiki, Splitter::General] {
+            let kept: String = split::sentences_with(&text, splitter).concat();
+            assert_eq!(
+                squeeze(&kept),
+                squeeze(&text),
+                "the {splitter:?} splitter lost text"
+            );
+        }
     });
 }
 
@@ -75,12 +81,6 @@ fn kowiki() -> PathBuf {
     shared_data().join("kowiki-sample/kss_bench_wikipedia.txt")
 }
 
-fn bz2(data: &[u8]) -> Vec<u8> {
-    let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-    enc.write_all(data).unwrap();
-    enc.finish().unwrap()
-}
-
 /// The XML dump reader, plain and through both bz2 paths (one stream; multistream, read in
 /// parallel), on truncated and bit-flipped dumps, in the lenient and the strict mode.
 #[test]
@@ -89,20 +89,27 @@ fn dump_readers_never_panic() {
     let xml = std::fs::read(repo_fixture()).unwrap();
     let text = std::fs::read_to_string(repo_fixture()).unwrap();
     let cut = text.find("<page>").unwrap();
-    let multi: Vec<u8> = [bz2(&xml[..cut]), bz2(&xml[cut..])].concat();
+    let multi: Vec<u8> = [
+        simcse_testkit::bzip2(&xml[..cut]),
+        simcse_testkit::bzip2(&xml[cut..]),
+    ]
+    .concat();
     for (name, seed, file_name, threads) in [
         ("wiki-xml", xml.clone(), "dump.xml", 1),
-        ("wiki-bz2", bz2(&xml), "dump.xml.bz2", 1),
+        ("wiki-bz2", simcse_testkit::bzip2(&xml), "dump.xml.bz2", 1),
         ("wiki-bz2-multistream", multi, "dump.xml.bz2", 2),
     ] {
         fuzz(name, &[seed], |b| {
             for strict in [false, true] {
                 let opts = Options {
-                    input: file(dir.path(), file_name, b),
-                    format: Format::Auto,
+                    input: Input::Wiki {
+                        path: file(dir.path(), file_name, b),
+                        format: Format::Auto,
+                    },
                     out: dir.path().join("out.parquet"),
                     threads,
                     filters: Filters::default(),
+                    splitter: Splitter::Wiki,
                     sample: None,
                     seed: 1,
                     strict,
@@ -148,4 +155,61 @@ fn the_fuzzer_catches_a_panic() {
     fuzz("self-check", &[b"three".to_vec()], |b| {
         assert_eq!(b.len(), 5)
     });
+}
+
+/// A user's corpus and STS files in every table format, plain and compressed, truncated and
+/// corrupted, through the corpus stage and the STS import, lenient and strict.
+#[test]
+fn user_table_readers_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let prepared = simcse_testkit::prepared();
+    let pairs = simcse_artifact::read_sts(&prepared.path().join("sts/korsts_dev.parquet")).unwrap();
+    let pq = dir.path().join("seed.parquet");
+    simcse_artifact::write_sts(&pq, &pairs[..20]).unwrap();
+    let mut jsonl = String::new();
+    let mut csv = String::from("sentence1,sentence2,score\n");
+    for p in &pairs[..20] {
+        let row = serde_json::json!({"sentence1": p.sentence1, "sentence2": p.sentence2, "score": p.score});
+        jsonl += &format!("{row}\n");
+        csv += &format!("\"{}\",\"{}\",{}\n", p.sentence1, p.sentence2, p.score);
+    }
+    for (name, seed) in [
+        ("t.jsonl", jsonl.clone().into_bytes()),
+        ("t.csv", csv.clone().into_bytes()),
+        ("t.tsv", csv.replace(',', "\t").into_bytes()),
+        ("t.parquet", std::fs::read(&pq).unwrap()),
+        ("t.jsonl.gz", simcse_testkit::gzip(jsonl.as_bytes())),
+        ("t.csv.zst", zstd::encode_all(csv.as_bytes(), 1).unwrap()),
+        ("t.txt.bz2", simcse_testkit::bzip2(jsonl.as_bytes())),
+    ] {
+        fuzz(&format!("table-{name}"), &[seed], |b| {
+            let path = file(dir.path(), name, b);
+            for strict in [false, true] {
+                let opts = Options {
+                    input: Input::Corpus {
+                        paths: vec![path.clone()],
+                        format: simcse_data::table::TableFormat::Auto,
+                        field: "sentence1".into(),
+                    },
+                    out: dir.path().join("out.parquet"),
+                    threads: 2,
+                    filters: Filters::default(),
+                    splitter: Splitter::General,
+                    sample: None,
+                    seed: 1,
+                    strict,
+                };
+                let _ = wiki::run(&opts);
+                let _ = sts::import(&sts::ImportOptions {
+                    path: path.clone(),
+                    format: simcse_data::table::TableFormat::Auto,
+                    columns: ["sentence1", "sentence2", "score"].map(String::from),
+                    range: None,
+                    name: "x".into(),
+                    out: dir.path().join("sts.parquet"),
+                    strict,
+                });
+            }
+        });
+    }
 }

@@ -90,7 +90,14 @@ pub fn markdown(report: &Report) -> String {
     }
     md += "\n\n| model | pooler | max_len |";
     let mut columns: Vec<(&str, bool)> = Vec::new();
-    for (key, name) in SETS {
+    // The built-in sets in their order, then a user's own sets (`--sts NAME=FILE`) by their names.
+    let mut names: Vec<(&str, &str)> = SETS.to_vec();
+    for s in report.models.iter().flat_map(|m| &m.sets) {
+        if !names.iter().any(|(k, _)| *k == s.name) {
+            names.push((&s.name, &s.name));
+        }
+    }
+    for (key, name) in names {
         if report.models.iter().any(|m| m.set(key).is_some()) {
             let _ = write!(md, " {name} Spearman | {name} Pearson |");
             columns.push((key, true));

@@ -31,6 +31,8 @@ pub struct EvalOptions {
     pub data_dir: PathBuf,
     /// Sets to evaluate; `None`: those of [`SETS`] that exist.
     pub sets: Option<Vec<String>>,
+    /// More sets, as (name, STS artifact): a user's own (`simcse_data::sts::import`).
+    pub extra_sets: Vec<(String, PathBuf)>,
     /// Report folder.
     pub out: PathBuf,
     /// Sentences of the similarity matrix; `None`: the first 5 KorSTS test pairs.
@@ -55,7 +57,7 @@ pub fn label(dir: &Path) -> String {
 /// the report into `opts.out`.
 pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Report> {
     let sts_dir = opts.data_dir.join("sts");
-    let sets: Vec<(String, PathBuf)> = match &opts.sets {
+    let mut sets: Vec<(String, PathBuf)> = match &opts.sets {
         Some(names) => names
             .iter()
             .map(|n| (n.clone(), sts_dir.join(format!("{n}.parquet"))))
@@ -66,10 +68,20 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Re
             .filter(|(_, p)| p.is_file())
             .collect(),
     };
+    for (name, path) in &opts.extra_sets {
+        if sets.iter().any(|(n, _)| n == name) {
+            return Err(EvalError::Input {
+                path: path.clone(),
+                message: format!("a set named {name:?} is already evaluated: pick another name"),
+            });
+        }
+        sets.push((name.clone(), path.clone()));
+    }
     if sets.is_empty() {
         return Err(EvalError::Input {
             path: sts_dir,
-            message: "no STS sets: run `cargo xtask prepare` first (or pass --data-dir)".into(),
+            message: "no STS sets: run `cargo xtask prepare` first (or pass --data-dir or --sts)"
+                .into(),
         });
     }
     let sentences = match &opts.sentences {

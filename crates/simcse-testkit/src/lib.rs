@@ -239,3 +239,19 @@ fn mutate(input: &mut Vec<u8>, state: &mut u64) {
         }
     }
 }
+
+/// `data` gzip-compressed, for tests of compressed inputs.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}
+
+/// `data` bzip2-compressed (one stream), for tests of compressed inputs.
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).expect("writing to memory");
+    e.finish().expect("writing to memory")
+}

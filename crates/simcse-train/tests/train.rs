@@ -103,11 +103,14 @@ fn sup_training_on_xnli_raises_dev_spearman_and_exports_an_hf_model() {
 /// input into a `wiki_sentences` corpus.
 fn kowiki(data: &Path) {
     let opts = simcse_data::wiki::Options {
-        input: simcse_testkit::shared_data().join("kowiki-sample/kss_bench_wikipedia.txt"),
-        format: simcse_data::wiki::Format::Text,
+        input: simcse_data::wiki::Input::Wiki {
+            path: simcse_testkit::shared_data().join("kowiki-sample/kss_bench_wikipedia.txt"),
+            format: simcse_data::wiki::Format::Text,
+        },
         out: data.join("wiki_sentences.parquet"),
         threads: 2,
         filters: simcse_data::wiki::Filters::default(),
+        splitter: simcse_data::split::Splitter::Wiki,
         sample: None,
         seed: 0,
         strict: true,

@@ -1,11 +1,13 @@
 //! `simcse-eval`: evaluates Hugging Face BERT model folders on the Korean STS sets and writes
 //! `eval.json`, `eval.md` and PNG plots.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use simcse_cli::{Device, Job};
+use simcse_data::sts::{ImportOptions, import};
+use simcse_data::table::TableFormat;
 use simcse_eval::report::Report;
 use simcse_eval::report::{self, Matrix};
 use simcse_eval::run::label;
@@ -38,6 +40,24 @@ struct Cli {
     /// Sets to evaluate (those present are used; a named set that is missing is an error).
     #[arg(long, value_delimiter = ',')]
     sets: Option<Vec<String>>,
+    /// Your own STS set, added to the report as NAME: a TSV, CSV, JSONL or Parquet FILE with two
+    /// sentence columns and a score (--sts-columns), on any scale (--sts-range). Repeatable.
+    /// Imported into <out>/sts/NAME.parquet (scores mapped onto 0..5) with a manifest.
+    #[arg(long = "sts", value_name = "NAME=FILE")]
+    user_sets: Vec<String>,
+    /// The columns (JSON keys) of --sts files: first sentence, second sentence, score.
+    #[arg(long, value_delimiter = ',', default_values = ["sentence1", "sentence2", "score"])]
+    sts_columns: Vec<String>,
+    /// Format of --sts files; `auto` goes by the file name.
+    #[arg(long, value_enum, default_value_t = TableFormat::Auto)]
+    sts_format: TableFormat,
+    /// The score scale of --sts files as LO,HI (rows outside are skipped and counted). Default:
+    /// the lowest and highest score in each file.
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    sts_range: Option<Vec<f64>>,
+    /// Fail on the first bad row of an --sts file instead of counting and skipping it.
+    #[arg(long)]
+    strict: bool,
     /// Report folder. Default: reports/<name of the last model folder>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -85,12 +105,18 @@ fn main() -> Result<()> {
         Some(o) => o.clone(),
         None => PathBuf::from("reports").join(label(&cli.models[cli.models.len() - 1])),
     };
+    let extra_sets = cli
+        .user_sets
+        .iter()
+        .map(|spec| import_set(spec, &cli, &out))
+        .collect::<Result<Vec<_>>>()?;
     let opts = EvalOptions {
         models,
         pooler: cli.pooler,
         max_len: cli.max_len,
         data_dir: cli.data_dir,
         sets: cli.sets,
+        extra_sets,
         out: out.clone(),
         sentences,
         batch_size: cli.batch_size,
@@ -110,6 +136,52 @@ fn main() -> Result<()> {
     print!("{}", md.split("\n## ").next().unwrap_or_default());
     println!("\nreport: {}", out.join("eval.md").display());
     Ok(())
+}
+
+/// Imports `NAME=FILE` into `<out>/sts/NAME.parquet`; returns (NAME, artifact).
+fn import_set(spec: &str, cli: &Cli, out: &Path) -> Result<(String, PathBuf)> {
+    let Some((name, file)) = spec.split_once('=') else {
+        bail!("--sts {spec:?}: expected NAME=FILE");
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.is_empty() || !name.chars().all(valid) {
+        bail!("--sts {spec:?}: NAME must be letters, digits, '_' or '-' (it names a file)");
+    }
+    let columns = <[String; 3]>::try_from(cli.sts_columns.clone())
+        .map_err(|c| anyhow::anyhow!("--sts-columns needs 3 names, got {c:?}"))?;
+    let range = match cli.sts_range.as_deref() {
+        None => None,
+        Some(&[lo, hi]) if lo < hi => Some((lo, hi)),
+        Some(r) => bail!("--sts-range needs LO,HI with LO < HI, got {r:?}"),
+    };
+    let opts = ImportOptions {
+        path: PathBuf::from(file),
+        format: cli.sts_format,
+        columns,
+        range,
+        name: name.to_string(),
+        out: out.join("sts").join(format!("{name}.parquet")),
+        strict: cli.strict,
+    };
+    let imported = import(&opts).with_context(|| format!("reading the STS set {name} ({file})"))?;
+    let skipped: Vec<String> = imported
+        .log
+        .skipped
+        .iter()
+        .map(|(r, n)| format!("{n} {}", r.as_str()))
+        .collect();
+    println!(
+        "{name}: {} pairs from {file} (scores {}..{} mapped onto 0..5; skipped: {})",
+        imported.pairs,
+        imported.range.0,
+        imported.range.1,
+        if skipped.is_empty() {
+            "none".into()
+        } else {
+            skipped.join(", ")
+        }
+    );
+    Ok((name.to_string(), opts.out))
 }
 
 struct Eval(EvalOptions);

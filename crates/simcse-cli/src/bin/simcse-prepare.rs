@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use simcse_data::download::{self, Fetched, REMOTES};
 use simcse_data::kornli::TripleRule;
 use simcse_data::prepare::{self, Options};
-use simcse_data::wiki::{self, Filters, Format};
+use simcse_data::split::Splitter;
+use simcse_data::table::TableFormat;
+use simcse_data::wiki::{self, Filters, Format, Input};
 
 #[derive(Parser)]
 #[command(
@@ -47,8 +49,11 @@ enum Command {
         /// Also build wiki_sentences.parquet from this Wikipedia dump / corpus (see `wiki --help`).
         #[arg(long)]
         wiki: Option<PathBuf>,
+        /// Input format of the Wikipedia file; `auto` sniffs its first bytes.
+        #[arg(long, value_enum, default_value_t = Format::Auto)]
+        wiki_format: Format,
         #[command(flatten)]
-        wiki_args: WikiArgs,
+        corpus_args: CorpusArgs,
     },
     /// Korean Wikipedia -> <out-dir>/wiki_sentences.parquet (text, doc_id, title) + manifest.
     ///
@@ -63,8 +68,42 @@ enum Command {
         out_dir: PathBuf,
         #[arg(long)]
         strict: bool,
+        /// Input format of the Wikipedia file; `auto` sniffs its first bytes.
+        #[arg(long, value_enum, default_value_t = Format::Auto)]
+        wiki_format: Format,
         #[command(flatten)]
-        wiki_args: WikiArgs,
+        corpus_args: CorpusArgs,
+    },
+    /// Your own Korean text -> <out-dir>/sentences.parquet (text, doc_id, title) + manifest: the
+    /// unsupervised corpus for `simcse-train --mode unsup --train-file`.
+    ///
+    /// FILES are plain text (one document or paragraph a line), JSONL (--field names the key),
+    /// CSV or TSV with a header row (--field names the column) or Parquet (--field names the
+    /// column); text formats may be gzip, zstd or bzip2 compressed. Each document is split into
+    /// sentences (--splitter general by default: sentences may end without punctuation), filtered
+    /// and deduplicated as the Wikipedia corpus is, without its wiki-markup filter. Bad rows
+    /// (invalid UTF-8, binary bytes, JSON that does not parse, a missing field, lines over 1 MiB)
+    /// are counted by reason, with the first places, in the summary and the manifest (--strict:
+    /// fail on the first and write nothing). doc_id is `<file name>:<line>` (`:<row>` for Parquet).
+    Corpus {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "data/processed")]
+        out_dir: PathBuf,
+        /// Artifact file name inside --out-dir.
+        #[arg(long, default_value = "sentences.parquet")]
+        name: String,
+        /// File format; `auto` goes by the name (.jsonl/.json/.ndjson, .csv, .tsv, .parquet, else
+        /// text; a .gz/.zst/.bz2 suffix is looked through).
+        #[arg(long, value_enum, default_value_t = TableFormat::Auto)]
+        format: TableFormat,
+        /// The JSON key or CSV/TSV/Parquet column holding the text (unused for plain text).
+        #[arg(long, default_value = "text")]
+        field: String,
+        #[arg(long)]
+        strict: bool,
+        #[command(flatten)]
+        corpus_args: CorpusArgs,
     },
     /// Downloads the pinned public data files into the raw folder (resumable, SHA-256 verified).
     Download {
@@ -81,15 +120,19 @@ enum Command {
     Split {
         /// A UTF-8 text file; standard input when absent or `-`.
         input: Option<PathBuf>,
+        /// `wiki`: edited prose, sentences end in punctuation. `general`: any Korean text, also
+        /// final endings without punctuation (`...했다 그리고`) and trailing emoticons.
+        #[arg(long, value_enum, default_value_t = Splitter::Wiki)]
+        splitter: Splitter,
     },
 }
 
-/// Options of the Wikipedia corpus builder.
+/// Options of the sentence corpus builders (Wikipedia and your own text).
 #[derive(Args)]
-struct WikiArgs {
-    /// Input format of the Wikipedia file; `auto` sniffs its first bytes.
-    #[arg(long, value_enum, default_value_t = Format::Auto)]
-    wiki_format: Format,
+struct CorpusArgs {
+    /// Sentence splitter. Default: `wiki` for Wikipedia, `general` for your own text.
+    #[arg(long, value_enum)]
+    splitter: Option<Splitter>,
     /// Worker threads (cleaning, splitting, multistream bz2); one reader thread comes on top.
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(1, |n| n.get()))]
     threads: usize,
@@ -99,7 +142,7 @@ struct WikiArgs {
     /// Drop sentences longer than this many characters.
     #[arg(long, default_value_t = Filters::default().max_chars)]
     max_chars: usize,
-    /// Drop sentences whose non-space characters are less than this share Hangul.
+    /// Drop sentences whose non-space characters are less than this share Hangul (0: keep all).
     #[arg(long, default_value_t = Filters::default().min_hangul)]
     min_hangul: f32,
     /// Keep exact duplicate sentences (by default only the first is kept).
@@ -112,19 +155,26 @@ struct WikiArgs {
     seed: u64,
 }
 
-impl WikiArgs {
-    fn options(&self, input: PathBuf, out_dir: &Path, strict: bool) -> wiki::Options {
+impl CorpusArgs {
+    fn options(&self, input: Input, out: PathBuf, strict: bool) -> wiki::Options {
+        let wiki = matches!(input, Input::Wiki { .. });
+        let default_splitter = if wiki {
+            Splitter::Wiki
+        } else {
+            Splitter::General
+        };
         wiki::Options {
             input,
-            format: self.wiki_format,
-            out: out_dir.join("wiki_sentences.parquet"),
+            out,
             threads: self.threads,
             filters: Filters {
                 min_chars: self.min_chars,
                 max_chars: self.max_chars,
                 min_hangul: self.min_hangul,
                 dedup: !self.keep_duplicates,
+                markup: wiki,
             },
+            splitter: self.splitter.unwrap_or(default_splitter),
             sample: self.sample,
             seed: self.seed,
             strict,
@@ -132,13 +182,15 @@ impl WikiArgs {
     }
 }
 
-fn run_wiki(opts: &wiki::Options) -> Result<()> {
-    let summary = wiki::run(opts).with_context(|| {
-        format!(
-            "building the Wikipedia corpus from {}",
-            opts.input.display()
-        )
-    })?;
+fn run_corpus(opts: &wiki::Options) -> Result<()> {
+    let inputs: Vec<String> = opts
+        .input
+        .paths()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let summary = wiki::run(opts)
+        .with_context(|| format!("building a sentence corpus from {}", inputs.join(", ")))?;
     print!("{}", summary.table());
     println!("wrote {}", opts.out.display());
     Ok(())
@@ -154,7 +206,8 @@ fn main() -> Result<()> {
             require_all,
             strict,
             wiki,
-            wiki_args,
+            wiki_format,
+            corpus_args,
         } => {
             if !raw_dir.is_dir() {
                 bail!(
@@ -171,16 +224,45 @@ fn main() -> Result<()> {
             };
             let summary = prepare::run(&opts).context("prepare failed")?;
             print!("{}", summary.table());
-            if let Some(input) = wiki {
-                run_wiki(&wiki_args.options(input, &out_dir, strict))?;
+            if let Some(path) = wiki {
+                let input = Input::Wiki {
+                    path,
+                    format: wiki_format,
+                };
+                let out = out_dir.join("wiki_sentences.parquet");
+                run_corpus(&corpus_args.options(input, out, strict))?;
             }
         }
         Command::Wiki {
             input,
             out_dir,
             strict,
-            wiki_args,
-        } => run_wiki(&wiki_args.options(input, &out_dir, strict))?,
+            wiki_format,
+            corpus_args,
+        } => {
+            let input = Input::Wiki {
+                path: input,
+                format: wiki_format,
+            };
+            let out = out_dir.join("wiki_sentences.parquet");
+            run_corpus(&corpus_args.options(input, out, strict))?
+        }
+        Command::Corpus {
+            files,
+            out_dir,
+            name,
+            format,
+            field,
+            strict,
+            corpus_args,
+        } => {
+            let input = Input::Corpus {
+                paths: files,
+                format,
+                field,
+            };
+            run_corpus(&corpus_args.options(input, out_dir.join(name), strict))?
+        }
         Command::Download { dest, small } => {
             for r in REMOTES.iter().filter(|r| !small || r.bytes < 50_000_000) {
                 let path = dest.join(r.path);
@@ -202,12 +284,12 @@ fn main() -> Result<()> {
                 }
             }
         }
-        Command::Split { input } => split(input.as_deref())?,
+        Command::Split { input, splitter } => split(input.as_deref(), splitter)?,
     }
     Ok(())
 }
 
-fn split(input: Option<&Path>) -> Result<()> {
+fn split(input: Option<&Path>, splitter: Splitter) -> Result<()> {
     let reader: Box<dyn BufRead> = match input {
         None => Box::new(std::io::stdin().lock()),
         Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
@@ -219,7 +301,7 @@ fn split(input: Option<&Path>) -> Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{name}: line {}: not UTF-8 text", n + 1))?;
-        for s in simcse_data::split::sentences(&line) {
+        for s in simcse_data::split::sentences_with(&line, splitter) {
             writeln!(out, "{s}")?;
         }
     }

@@ -1,7 +1,8 @@
-//! Korean Wikipedia -> `wiki_sentences.parquet`: the unsupervised corpus, built in one streaming pass.
+//! Korean Wikipedia, or a user's own text -> a sentence artifact (`wiki_sentences.parquet`,
+//! `sentences.parquet`): the unsupervised corpus, built in one streaming pass.
 //!
-//! A reader thread turns the input (XML dump, plain or bz2; WikiExtractor output; plain text) into
-//! documents and sends them in batches through a bounded channel; batches are cleaned and split in
+//! A reader thread turns the input (XML dump, plain or bz2; WikiExtractor output; plain text; or a
+//! user's text, JSONL, CSV, TSV or Parquet files, see [`crate::table`]) into documents and sends them in batches through a bounded channel; batches are cleaned and split in
 //! parallel on a rayon pool; the main thread filters duplicates and writes row groups as they fill.
 //! Memory is bounded by the channel, one batch, the duplicate set (8 bytes a kept sentence plus
 //! table overhead, about 16 bytes) and, with `sample`, the sample itself.
@@ -26,13 +27,18 @@ use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::error::{DataError, Result};
-use crate::split;
+use crate::rows::{BadRow, Location};
+use crate::split::{self, Splitter};
+use crate::table::{self, TableFormat};
 use simcse_artifact::{self as artifact, Manifest, Sentence, SentenceWriter, SourceFile};
 pub use source::Format;
 use source::{Body, Doc, Progress, Record};
 
 /// Documents per batch handed from the reader to the workers.
 const BATCH: usize = 256;
+
+/// Bad rows of each reason logged and kept (with their places) in the summary and manifest.
+const BAD_ROW_EXAMPLES: usize = 5;
 
 /// Sentence filters; the defaults keep encyclopaedic Korean prose.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +51,8 @@ pub struct Filters {
     pub min_hangul: f32,
     /// Drop exact duplicates (a 64-bit hash per kept sentence).
     pub dedup: bool,
+    /// Drop sentences with wiki markup left in them (`{{`, `[[`, `<ref`, table rows).
+    pub markup: bool,
 }
 
 impl Default for Filters {
@@ -54,19 +62,43 @@ impl Default for Filters {
             max_chars: 500,
             min_hangul: 0.25,
             dedup: true,
+            markup: true,
+        }
+    }
+}
+
+/// What the stage reads.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Input {
+    /// A Wikipedia dump, WikiExtractor output or plain text.
+    Wiki { path: PathBuf, format: Format },
+    /// A user's own files; each row's `field` (each line, for plain text) is one document.
+    Corpus {
+        paths: Vec<PathBuf>,
+        format: TableFormat,
+        field: String,
+    },
+}
+
+impl Input {
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            Input::Wiki { path, .. } => vec![path],
+            Input::Corpus { paths, .. } => paths.iter().map(PathBuf::as_path).collect(),
         }
     }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Options {
-    pub input: PathBuf,
-    pub format: Format,
-    /// The artifact to write, normally `<out-dir>/wiki_sentences.parquet`.
+    pub input: Input,
+    /// The artifact to write: `<out-dir>/wiki_sentences.parquet` or `<out-dir>/sentences.parquet`.
     pub out: PathBuf,
     /// Worker threads for cleaning, splitting and parallel bz2 (the reader is one more thread).
     pub threads: usize,
     pub filters: Filters,
+    pub splitter: Splitter,
     /// Keep a uniform random sample of this many sentences (after all filters), in corpus order.
     pub sample: Option<usize>,
     pub seed: u64,
@@ -82,6 +114,10 @@ pub struct Summary {
     pub pages_seen: usize,
     pub pages_kept: usize,
     pub pages_skipped: BTreeMap<&'static str, usize>,
+    /// Input lines or rows that are not records (invalid UTF-8, binary, bad JSON, ...), by reason.
+    pub bad_rows: BTreeMap<&'static str, usize>,
+    /// The first few bad rows of each reason, as `file: line N: problem (reason)`.
+    pub bad_row_examples: BTreeMap<&'static str, Vec<String>>,
     /// Sentences out of the splitter.
     pub sentences_split: usize,
     /// Sentences dropped per filter, applied in the order markup, length, Hangul, duplicate, sample.
@@ -95,7 +131,7 @@ pub struct Summary {
 impl Summary {
     pub fn table(&self) -> String {
         let mut s = format!(
-            "wiki ({}): {} pages seen, {} kept; {} sentences split, {} written in {:.1} s ({:.1} MB/s)\n",
+            "corpus ({}): {} documents seen, {} kept; {} sentences split, {} written in {:.1} s ({:.1} MB/s)\n",
             self.format,
             self.pages_seen,
             self.pages_kept,
@@ -105,7 +141,14 @@ impl Summary {
             self.input_bytes as f64 / 1e6 / self.seconds.max(1e-9)
         );
         for (k, v) in &self.pages_skipped {
-            s += &format!("  pages skipped, {k}: {v}\n");
+            s += &format!("  documents skipped, {k}: {v}\n");
+        }
+        for (k, v) in &self.bad_rows {
+            let first = self.bad_row_examples.get(k).and_then(|e| e.first());
+            s += &format!(
+                "  bad rows, {k}: {v} (first: {})\n",
+                first.map_or("", |f| f)
+            );
         }
         for (k, v) in &self.sentences_dropped {
             s += &format!("  sentences dropped, {k}: {v}\n");
@@ -147,6 +190,7 @@ impl DropReason {
 /// A batch after cleaning and splitting: the pages skipped by the page rules, and the rest.
 struct Cleaned {
     skipped: Vec<source::Skip>,
+    bad: Vec<BadRow>,
     docs: Vec<DocOut>,
 }
 
@@ -159,7 +203,7 @@ struct DocOut {
     dropped: [usize; 4],
 }
 
-fn process(doc: &Doc, filters: &Filters) -> DocOut {
+fn process(doc: &Doc, filters: &Filters, splitter: Splitter) -> DocOut {
     let paragraphs = match &doc.body {
         Body::Wikitext(w) => markup::paragraphs(w),
         Body::Plain(p) => p.lines().map(str::to_string).collect(),
@@ -172,7 +216,7 @@ fn process(doc: &Doc, filters: &Filters) -> DocOut {
         dropped: [0; 4],
     };
     for para in &paragraphs {
-        for s in split::sentences(para) {
+        for s in split::sentences_with(para, splitter) {
             out.split += 1;
             match check(s, filters) {
                 Some(d) => out.dropped[d as usize] += 1,
@@ -185,7 +229,7 @@ fn process(doc: &Doc, filters: &Filters) -> DocOut {
 
 fn check(s: &str, f: &Filters) -> Option<DropReason> {
     const REMNANTS: [&str; 7] = ["{{", "}}", "[[", "]]", "{|", "|}", "<ref"];
-    if REMNANTS.iter().any(|r| s.contains(r)) || s.starts_with(['|', '!']) {
+    if f.markup && (REMNANTS.iter().any(|r| s.contains(r)) || s.starts_with(['|', '!'])) {
         return Some(DropReason::Markup);
     }
     let chars = s.chars().count();
@@ -288,26 +332,23 @@ pub fn run(opts: &Options) -> Result<Summary> {
         })?;
     let pool = Arc::new(pool);
     let progress = Arc::new(Progress::default());
-    let total = std::fs::metadata(&opts.input)
-        .map_err(DataError::io(&opts.input))?
-        .len();
-    let (format, records) = source::open(&opts.input, opts.format, progress.clone(), pool.clone())
-        .map_err(DataError::io(&opts.input))?;
-    tracing::info!(
-        "reading {} as {format:?} with {threads} worker threads",
-        opts.input.display()
-    );
+    let mut total = 0;
+    for path in opts.input.paths() {
+        total += std::fs::metadata(path).map_err(DataError::io(path))?.len();
+    }
+    let (format, records) = open_input(&opts.input, progress.clone(), pool.clone())?;
+    tracing::info!("reading {format} with {threads} worker threads");
     let (batches, reader) = spawn_reader(records, 2 * threads);
-    let (cleaned, cleaner) = spawn_cleaner(batches, opts.filters.clone(), pool);
+    let (cleaned, cleaner) = spawn_cleaner(batches, opts.filters.clone(), opts.splitter, pool);
     let mut summary = Summary {
-        format: format!("{format:?}").to_lowercase(),
+        format,
         ..Summary::default()
     };
     let mut collector = Collector::new(opts)?;
     let bar = bytes_bar(total);
     for batch in cleaned {
         match batch {
-            Ok(batch) => collector.add(batch, &mut summary)?,
+            Ok(batch) => collector.add(batch, opts.strict, &mut summary)?,
             Err(e) => {
                 summary.damage = Some(e);
                 break;
@@ -327,13 +368,12 @@ pub fn run(opts: &Options) -> Result<Summary> {
     if let Some(d) = &summary.damage {
         if opts.strict {
             return Err(DataError::Corrupt {
-                path: opts.input.clone(),
+                path: opts.input.paths()[0].to_path_buf(),
                 message: format!("{d} (strict mode: nothing written)"),
             });
         }
         tracing::error!(
-            "{}: {d}; keeping the {} pages read before it",
-            opts.input.display(),
+            "{d}; keeping the {} documents read before it",
             summary.pages_seen
         );
     }
@@ -342,6 +382,69 @@ pub fn run(opts: &Options) -> Result<Summary> {
     summary.seconds = start.elapsed().as_secs_f64();
     write_manifest(opts, &summary, &progress)?;
     Ok(summary)
+}
+
+/// The records of the input and a name for its format.
+fn open_input(
+    input: &Input,
+    progress: Arc<Progress>,
+    pool: Arc<rayon::ThreadPool>,
+) -> Result<(String, source::Records)> {
+    match input {
+        Input::Wiki { path, format } => {
+            let (format, records) =
+                source::open(path, *format, progress, pool).map_err(DataError::io(path))?;
+            Ok((format!("{format:?}").to_lowercase(), records))
+        }
+        Input::Corpus {
+            paths,
+            format,
+            field,
+        } => {
+            // Every file is opened (and its columns checked) before anything is read.
+            let columns = [field.clone()];
+            let mut files = Vec::new();
+            for path in paths {
+                let items = table::open(path, *format, &columns, progress.clone())?;
+                files.push((path.clone(), items));
+            }
+            let formats: Vec<String> = paths
+                .iter()
+                .map(|p| format!("{:?}", format.resolve(p)).to_lowercase())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let name = formats.join(", ");
+            let records = files.into_iter().flat_map(|(path, items)| {
+                let file = path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                items.map(move |item| item.map(|item| corpus_record(&file, item)))
+            });
+            Ok((name, Box::new(records)))
+        }
+    }
+}
+
+/// A row of a user's file as a document with id `<file name>:<line or row>`.
+fn corpus_record(file: &str, item: table::Item) -> Record {
+    match item {
+        table::Item::Row {
+            location,
+            mut fields,
+        } => {
+            let at = match location {
+                Location::Line(n) | Location::JsonIndex(n) | Location::Row(n) => n,
+            };
+            Record::Doc(Doc {
+                id: format!("{file}:{at}"),
+                title: String::new(),
+                body: Body::Plain(fields.swap_remove(0)),
+            })
+        }
+        table::Item::Blank => Record::Skipped(source::Skip::Empty),
+        table::Item::Bad(b) => Record::Bad(b),
+    }
 }
 
 type Batch = std::result::Result<Vec<Record>, String>;
@@ -378,6 +481,7 @@ fn spawn_reader(records: source::Records, capacity: usize) -> (Receiver<Batch>, 
 fn spawn_cleaner(
     batches: Receiver<Batch>,
     filters: Filters,
+    splitter: Splitter,
     pool: Arc<rayon::ThreadPool>,
 ) -> (
     Receiver<std::result::Result<Cleaned, String>>,
@@ -387,15 +491,21 @@ fn spawn_cleaner(
     let handle = std::thread::spawn(move || {
         for msg in batches {
             let cleaned = msg.map(|batch| {
-                let (mut docs, mut skipped) = (Vec::with_capacity(batch.len()), Vec::new());
+                let (mut docs, mut skipped, mut bad) =
+                    (Vec::with_capacity(batch.len()), Vec::new(), Vec::new());
                 for rec in batch {
                     match rec {
                         Record::Doc(d) => docs.push(d),
                         Record::Skipped(s) => skipped.push(s),
+                        Record::Bad(b) => bad.push(b),
                     }
                 }
-                let docs = pool.install(|| docs.par_iter().map(|d| process(d, &filters)).collect());
-                Cleaned { skipped, docs }
+                let docs = pool.install(|| {
+                    docs.par_iter()
+                        .map(|d| process(d, &filters, splitter))
+                        .collect()
+                });
+                Cleaned { skipped, bad, docs }
             });
             let stop = cleaned.is_err();
             if tx.send(cleaned).is_err() || stop {
@@ -444,7 +554,20 @@ impl Collector {
         })
     }
 
-    fn add(&mut self, batch: Cleaned, summary: &mut Summary) -> Result<()> {
+    fn add(&mut self, batch: Cleaned, strict: bool, summary: &mut Summary) -> Result<()> {
+        for bad in batch.bad {
+            if strict {
+                return Err(DataError::BadRow(bad));
+            }
+            let reason = bad.reason.as_str();
+            let n = summary.bad_rows.entry(reason).or_default();
+            *n += 1;
+            if *n <= BAD_ROW_EXAMPLES {
+                tracing::warn!("skipped {bad}");
+                let examples = summary.bad_row_examples.entry(reason).or_default();
+                examples.push(bad.to_string());
+            }
+        }
         summary.pages_seen += batch.skipped.len() + batch.docs.len();
         for s in batch.skipped {
             *summary.pages_skipped.entry(s.as_str()).or_default() += 1;
@@ -492,12 +615,6 @@ impl Collector {
 }
 
 fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Result<()> {
-    let sha256 = progress
-        .sha256
-        .lock()
-        .ok()
-        .and_then(|s| s.clone())
-        .unwrap_or_else(|| "not computed: the input was not read to its end".into());
     let mut counts = BTreeMap::new();
     counts.insert("pages_seen".to_string(), summary.pages_seen);
     counts.insert("pages_kept".to_string(), summary.pages_kept);
@@ -508,6 +625,9 @@ fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Res
     for (k, v) in &summary.sentences_dropped {
         counts.insert(format!("sentences_dropped_{k}"), *v);
     }
+    for (k, v) in &summary.bad_rows {
+        counts.insert(format!("bad_rows_{k}"), *v);
+    }
     let mut options =
         serde_json::to_value(opts).map_err(|source| artifact::ArtifactError::Json {
             path: artifact::manifest_path(&opts.out),
@@ -515,18 +635,20 @@ fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Res
         })?;
     options["damage"] = summary.damage.clone().into();
     options["detected_format"] = summary.format.clone().into();
+    options["bad_row_examples"] = serde_json::json!(summary.bad_row_examples);
     let manifest = Manifest {
-        artifact: opts
-            .out
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        artifact: simcse_artifact::artifact_name(&opts.out),
         rows: summary.sentences_written,
-        sources: vec![SourceFile {
-            path: opts.input.clone(),
-            bytes: std::fs::metadata(&opts.input).map_or(0, |m| m.len()),
-            sha256,
-        }],
+        sources: opts
+            .input
+            .paths()
+            .into_iter()
+            .map(|path| SourceFile {
+                path: path.to_path_buf(),
+                bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+                sha256: progress.sha256_of(path),
+            })
+            .collect(),
         counts,
         options,
         tool: format!("simcse-data {}", env!("CARGO_PKG_VERSION")),

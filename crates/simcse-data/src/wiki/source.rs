@@ -1,5 +1,6 @@
 //! Input formats of the Wikipedia stage, each turned into a stream of [`Record`]s.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::bz2;
 use super::xml::Pages;
+use crate::rows::{BadRow, Location, Reason};
 
 /// How the input is read; `Auto` sniffs the first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,7 +37,6 @@ pub enum Skip {
     Redirect,
     Disambiguation,
     Empty,
-    BadLine,
 }
 
 impl Skip {
@@ -45,7 +46,6 @@ impl Skip {
             Skip::Redirect => "redirect",
             Skip::Disambiguation => "disambiguation",
             Skip::Empty => "empty",
-            Skip::BadLine => "bad_line",
         }
     }
 }
@@ -68,20 +68,52 @@ pub struct Doc {
 pub enum Record {
     Doc(Doc),
     Skipped(Skip),
+    /// A line that is not a record: counted by reason, or fatal in strict mode.
+    Bad(BadRow),
 }
 
-/// Bytes read from the input file (compressed bytes for bz2) and its SHA-256 once read to the end.
+/// Bytes read from the input files (compressed bytes for compressed ones) and the SHA-256 of each
+/// file read to its end.
 #[derive(Debug, Default)]
 pub struct Progress {
     pub bytes: Arc<AtomicU64>,
-    pub sha256: Mutex<Option<String>>,
+    pub sha256: Mutex<BTreeMap<PathBuf, String>>,
 }
 
-/// Reads the file, counting bytes and hashing them; the hash is published at the end of the file.
-struct Tracked {
+impl Progress {
+    /// Reads `path` once through [`Tracked`], for a file whose reader cannot (Parquet seeks).
+    pub fn hash_file(self: &Arc<Self>, path: &Path) -> std::io::Result<()> {
+        let mut tracked = Tracked::new(File::open(path)?, path, self.clone());
+        std::io::copy(&mut tracked, &mut std::io::sink()).map(|_| ())
+    }
+
+    /// The SHA-256 of `path`, or why there is none.
+    pub fn sha256_of(&self, path: &Path) -> String {
+        self.sha256
+            .lock()
+            .ok()
+            .and_then(|m| m.get(path).cloned())
+            .unwrap_or_else(|| "not computed: the input was not read to its end".into())
+    }
+}
+
+/// Reads a file, counting bytes and hashing them; the hash is published at the end of the file.
+pub struct Tracked {
     file: File,
+    path: PathBuf,
     hasher: Option<Sha256>,
     progress: Arc<Progress>,
+}
+
+impl Tracked {
+    pub fn new(file: File, path: &Path, progress: Arc<Progress>) -> Self {
+        Tracked {
+            file,
+            path: path.to_path_buf(),
+            hasher: Some(Sha256::new()),
+            progress,
+        }
+    }
 }
 
 impl Read for Tracked {
@@ -89,8 +121,8 @@ impl Read for Tracked {
         let n = self.file.read(buf)?;
         self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
         if n == 0 {
-            if let (Some(h), Ok(mut slot)) = (self.hasher.take(), self.progress.sha256.lock()) {
-                *slot = Some(hex::encode(h.finalize()));
+            if let (Some(h), Ok(mut map)) = (self.hasher.take(), self.progress.sha256.lock()) {
+                map.insert(self.path.clone(), hex::encode(h.finalize()));
             }
         } else if let Some(h) = self.hasher.as_mut() {
             h.update(&buf[..n]);
@@ -119,11 +151,7 @@ pub fn open(
         Format::Auto => sniff(&head),
         f => f,
     };
-    let tracked = Tracked {
-        file: File::open(path)?,
-        hasher: Some(Sha256::new()),
-        progress,
-    };
+    let tracked = Tracked::new(File::open(path)?, path, progress);
     let reader: Box<dyn Read + Send> = if !is_bz2 {
         Box::new(tracked)
     } else if pool.current_num_threads() > 1 && bz2::is_multistream(&head) {
@@ -266,13 +294,12 @@ fn jsonl_record(path: &Path, line_no: usize, line: &str) -> Record {
             };
             extracted(id, j.title, &j.text)
         }
-        Err(e) => {
-            tracing::warn!(
-                "{}: line {line_no}: skipped: not a WikiExtractor JSON object: {e}",
-                path.display()
-            );
-            Record::Skipped(Skip::BadLine)
-        }
+        Err(e) => Record::Bad(BadRow {
+            file: path.to_path_buf(),
+            location: Location::Line(line_no),
+            reason: Reason::MalformedJson,
+            detail: format!("not a WikiExtractor JSON object: {e}"),
+        }),
     }
 }
 
