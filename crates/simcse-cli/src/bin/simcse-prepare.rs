@@ -86,8 +86,10 @@ enum Command {
     /// are counted by reason, with the first places, in the summary and the manifest (--strict:
     /// fail on the first and write nothing). doc_id is `<file name>:<line>` (`:<row>` for Parquet).
     Corpus {
+        /// Your files, read in this order into one corpus.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Folder for the artifact and its manifest.
         #[arg(long, default_value = "data/processed")]
         out_dir: PathBuf,
         /// Artifact file name inside --out-dir.
@@ -100,6 +102,8 @@ enum Command {
         /// The JSON key or CSV/TSV/Parquet column holding the text (unused for plain text).
         #[arg(long, default_value = "text")]
         field: String,
+        /// Fail on the first bad row (naming its file and line) and write nothing, instead of
+        /// counting and skipping it.
         #[arg(long)]
         strict: bool,
         #[command(flatten)]

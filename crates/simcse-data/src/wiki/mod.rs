@@ -2,8 +2,9 @@
 //! `sentences.parquet`): the unsupervised corpus, built in one streaming pass.
 //!
 //! A reader thread turns the input (XML dump, plain or bz2; WikiExtractor output; plain text; or a
-//! user's text, JSONL, CSV, TSV or Parquet files, see [`crate::table`]) into documents and sends them in batches through a bounded channel; batches are cleaned and split in
-//! parallel on a rayon pool; the main thread filters duplicates and writes row groups as they fill.
+//! user's text, JSONL, CSV, TSV or Parquet files, see [`crate::table`]) into documents and sends
+//! them in batches through a bounded channel; batches are cleaned and split in parallel on a rayon
+//! pool; the main thread filters duplicates and writes row groups as they fill.
 //! Memory is bounded by the channel, one batch, the duplicate set (8 bytes a kept sentence plus
 //! table overhead, about 16 bytes) and, with `sample`, the sample itself.
 
