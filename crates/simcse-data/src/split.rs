@@ -339,7 +339,7 @@ fn ending_boundary(chars: &[(usize, char)], sentence: usize, ws: usize) -> Optio
     }
     // Cheap tests first: this runs at every space of the text.
     let attached = end < ws;
-    let may_be_emoticon = may_open_emoticon(chars[k].1);
+    let may_be_emoticon = in_emoticon(chars[k].1);
     if !attached && !may_be_emoticon && !may_end_sentence(last) {
         return None;
     }
@@ -379,15 +379,6 @@ fn may_end_sentence(c: char) -> bool {
             | '야'
             | '해'
     )
-}
-
-/// The first characters of the words [`is_emoticon_word`] accepts.
-fn may_open_emoticon(c: char) -> bool {
-    is_emoticon_char(c)
-        || matches!(
-            c,
-            ':' | ';' | '^' | '_' | 'T' | 'o' | 'O' | '-' | '*' | '(' | ')' | 'D' | 'P'
-        )
 }
 
 /// The bounds of the first word at or after `from` (`(k, k)` at the end of the text).
@@ -534,11 +525,13 @@ fn is_emoticon_word(word: &[(usize, char)]) -> bool {
     let all = word.iter().all(|&(_, c)| is_emoticon_char(c));
     let face = (2..=4).contains(&word.len())
         && word.iter().any(|(_, c)| matches!(c, ':' | ';' | '^' | '_'))
-        && word.iter().all(|&(_, c)| {
-            is_emoticon_char(c)
-                || matches!(c, ':' | ')' | '(' | 'D' | 'P' | 'T' | 'o' | 'O' | '-' | '*')
-        });
+        && word.iter().all(|&(_, c)| in_emoticon(c));
     !word.is_empty() && (all || face)
+}
+
+/// A character an emoticon word may hold: an emoticon character or one of an ASCII face's.
+fn in_emoticon(c: char) -> bool {
+    is_emoticon_char(c) || matches!(c, ':' | ')' | '(' | 'D' | 'P' | 'T' | 'o' | 'O' | '-' | '*')
 }
 
 /// Moves a boundary at whitespace `j` past the emoticon words that follow it (`좋다 ㅋㅋ 다음`).

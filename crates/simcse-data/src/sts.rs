@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserializer as _;
 use serde::de::{SeqAccess, Visitor};
-use simcse_artifact::{Manifest, SourceFile};
+use simcse_artifact::Manifest;
 
 use crate::error::{DataError, Result};
 use crate::kornli::empty_column;
@@ -298,11 +298,7 @@ pub fn import(opts: &ImportOptions) -> Result<Imported> {
     let manifest = Manifest {
         artifact: simcse_artifact::artifact_name(&opts.out),
         rows: pairs.len(),
-        sources: vec![SourceFile {
-            path: path.clone(),
-            bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
-            sha256: progress.sha256_of(path),
-        }],
+        sources: vec![progress.source_file(path)],
         counts: prepare::skipped(&log)
             .into_iter()
             .map(|(r, n)| (format!("skipped_{r}"), n))

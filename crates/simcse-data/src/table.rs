@@ -86,8 +86,8 @@ pub type Items = Box<dyn Iterator<Item = std::result::Result<Item, String>> + Se
 
 /// Opens `path` as a table of `format` and streams the `columns` of each row (ignored for plain
 /// text, whose one column is the line). Counts the bytes read and publishes the file's SHA-256 in
-/// `progress` (a Parquet file is read once for that before its rows). A header or schema without a requested column is an error here, naming the
-/// columns that are there.
+/// `progress` (a Parquet file is read once for that before its rows). A header or schema without a
+/// requested column is an error here, naming the columns that are there.
 pub fn open(
     path: &Path,
     format: TableFormat,
@@ -113,23 +113,13 @@ pub fn open(
         }
         TableFormat::Jsonl => {
             let columns = columns.to_vec();
-            Box::new(lines(reader, path.clone()).map(move |l| {
-                l.map(|line| match line {
-                    Line::Text(n, text) => json_row(&path, n, &text, &columns),
-                    Line::Blank => Item::Blank,
-                    Line::Bad(b) => Item::Bad(b),
-                })
+            Box::new(lines(reader, path, move |p, n, text| {
+                json_row(p, n, &text, &columns)
             }))
         }
-        _ => Box::new(lines(reader, path).map(|l| {
-            l.map(|line| match line {
-                Line::Text(n, text) => Item::Row {
-                    location: Location::Line(n),
-                    fields: vec![text],
-                },
-                Line::Blank => Item::Blank,
-                Line::Bad(b) => Item::Bad(b),
-            })
+        _ => Box::new(lines(reader, path, |_, n, text| Item::Row {
+            location: Location::Line(n),
+            fields: vec![text],
         })),
     })
 }
@@ -147,12 +137,6 @@ fn decompressed(r: impl Read + Send + 'static) -> std::io::Result<Box<dyn BufRea
     } else {
         Box::new(r)
     })
-}
-
-enum Line {
-    Text(usize, String),
-    Blank,
-    Bad(BadRow),
 }
 
 fn bad(path: &Path, location: Location, reason: Reason, detail: impl Into<String>) -> BadRow {
@@ -188,11 +172,13 @@ fn not_text(bytes: &[u8]) -> Option<(Reason, String)> {
 }
 
 /// The lines of `r` (numbered from 1, `\r\n` or `\n`), each checked to be text of at most
-/// [`MAX_LINE_BYTES`]; a read or decompression error ends the stream.
+/// [`MAX_LINE_BYTES`] and made a row by `row(path, line number, text)`; blank lines are
+/// [`Item::Blank`]. A read or decompression error ends the stream.
 fn lines(
     mut r: Box<dyn BufRead + Send>,
     path: PathBuf,
-) -> impl Iterator<Item = std::result::Result<Line, String>> + Send {
+    row: impl Fn(&Path, usize, String) -> Item + Send,
+) -> impl Iterator<Item = std::result::Result<Item, String>> + Send {
     let mut n = 0;
     let mut done = false;
     let mut buf = Vec::new();
@@ -222,18 +208,18 @@ fn lines(
                 return Some(Err(fail(e)));
             }
             let detail = format!("longer than {MAX_LINE_BYTES} bytes");
-            return Some(Ok(Line::Bad(bad(&path, loc, Reason::TooLong, detail))));
+            return Some(Ok(Item::Bad(bad(&path, loc, Reason::TooLong, detail))));
         }
         let line = buf.strip_suffix(b"\n").unwrap_or(&buf);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         Some(Ok(match not_text(line) {
-            Some((reason, detail)) => Line::Bad(bad(&path, loc, reason, detail)),
+            Some((reason, detail)) => Item::Bad(bad(&path, loc, reason, detail)),
             None => {
                 let text = String::from_utf8_lossy(line).into_owned();
                 if text.trim().is_empty() {
-                    Line::Blank
+                    Item::Blank
                 } else {
-                    Line::Text(n, text)
+                    row(&path, n, text)
                 }
             }
         }))

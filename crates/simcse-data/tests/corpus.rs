@@ -82,13 +82,20 @@ fn csv(delimiter: char) -> String {
     s
 }
 
-fn parquet(path: &Path, texts: Vec<Option<&str>>) {
-    let column: ArrayRef = Arc::new(StringArray::from(texts));
-    let batch = RecordBatch::try_from_iter([("text", column)]).unwrap();
+fn write_parquet(path: &Path, batch: &RecordBatch) {
     let mut w =
         ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
+    w.write(batch).unwrap();
     w.close().unwrap();
+}
+
+/// A Parquet file with one string column, `text`.
+fn parquet(path: &Path, texts: Vec<Option<&str>>) {
+    let column: ArrayRef = Arc::new(StringArray::from(texts));
+    write_parquet(
+        path,
+        &RecordBatch::try_from_iter([("text", column)]).unwrap(),
+    );
 }
 
 #[test]
@@ -338,10 +345,7 @@ fn an_sts_file_on_any_scale_is_imported_in_every_format_with_bad_rows_counted() 
         ),
     ])
     .unwrap();
-    let mut w =
-        ArrowWriter::try_new(std::fs::File::create(&pq).unwrap(), batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(&pq, &batch);
     for path in [
         write(d, "s.tsv", tsv.as_bytes()),
         write(d, "s.csv", csv.as_bytes()),

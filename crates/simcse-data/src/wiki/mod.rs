@@ -31,7 +31,7 @@ use crate::error::{DataError, Result};
 use crate::rows::{BadRow, Location};
 use crate::split::{self, Splitter};
 use crate::table::{self, TableFormat};
-use simcse_artifact::{self as artifact, Manifest, Sentence, SentenceWriter, SourceFile};
+use simcse_artifact::{self as artifact, Manifest, Sentence, SentenceWriter};
 pub use source::Format;
 use source::{Body, Doc, Progress, Record};
 
@@ -644,11 +644,7 @@ fn write_manifest(opts: &Options, summary: &Summary, progress: &Progress) -> Res
             .input
             .paths()
             .into_iter()
-            .map(|path| SourceFile {
-                path: path.to_path_buf(),
-                bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
-                sha256: progress.sha256_of(path),
-            })
+            .map(|path| progress.source_file(path))
             .collect(),
         counts,
         options,

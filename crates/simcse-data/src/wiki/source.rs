@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use simcse_artifact::SourceFile;
 
 use super::bz2;
 use super::xml::Pages;
@@ -87,13 +88,19 @@ impl Progress {
         std::io::copy(&mut tracked, &mut std::io::sink()).map(|_| ())
     }
 
-    /// The SHA-256 of `path`, or why there is none.
-    pub fn sha256_of(&self, path: &Path) -> String {
-        self.sha256
-            .lock()
-            .ok()
-            .and_then(|m| m.get(path).cloned())
-            .unwrap_or_else(|| "not computed: the input was not read to its end".into())
+    /// `path` as a manifest source: its size and the SHA-256 hashed while it was read (or why there
+    /// is none).
+    pub fn source_file(&self, path: &Path) -> SourceFile {
+        SourceFile {
+            path: path.to_path_buf(),
+            bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
+            sha256: self
+                .sha256
+                .lock()
+                .ok()
+                .and_then(|m| m.get(path).cloned())
+                .unwrap_or_else(|| "not computed: the input was not read to its end".into()),
+        }
     }
 }
 
