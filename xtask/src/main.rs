@@ -61,6 +61,48 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
         None,
         "evaluate model folders on KorSTS / KLUE STS (and your own sets: --sts NAME=FILE); write a report",
     ),
+    (
+        "embed",
+        "simcse-cli",
+        "simcse-embed",
+        Some("embed"),
+        "a model and a file of sentences -> embeddings.parquet (id, text, embedding)",
+    ),
+    (
+        "index",
+        "simcse-cli",
+        "simcse-embed",
+        Some("index"),
+        "the HNSW index of an embeddings file, for `search --ann` on large corpora",
+    ),
+    (
+        "search",
+        "simcse-cli",
+        "simcse-embed",
+        Some("search"),
+        "the nearest sentences of an embeddings file to each query, with cosines",
+    ),
+    (
+        "mine",
+        "simcse-cli",
+        "simcse-embed",
+        Some("mine"),
+        "hard negatives for (anchor, positive) pairs -> triples for `train --mode sup`",
+    ),
+    (
+        "export",
+        "simcse-cli",
+        "simcse-embed",
+        Some("export"),
+        "a model folder that also loads with sentence-transformers",
+    ),
+    (
+        "serve",
+        "simcse-cli",
+        "simcse-serve",
+        None,
+        "HTTP server: /embed (TEI's shape), /similarity, /search, /health, and a web page",
+    ),
 ];
 
 const ALL_HELP: &str =

@@ -19,6 +19,9 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+mod embeddings;
+pub use embeddings::{EmbeddingWriter, Embeddings, embeddings_schema, read_embeddings};
+
 pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
 
 /// What reading or writing an artifact can fail on; each variant names the file.
@@ -222,12 +225,12 @@ fn pq_error(path: &Path) -> impl Fn(parquet::errors::ParquetError) -> ArtifactEr
     }
 }
 
-fn writer_props(path: &Path) -> Result<WriterProperties> {
+fn writer_props(path: &Path, row_group: usize) -> Result<WriterProperties> {
     Ok(WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).map_err(pq_error(path))?,
         ))
-        .set_max_row_group_row_count(Some(ROW_GROUP))
+        .set_max_row_group_row_count(Some(row_group))
         .build())
 }
 
@@ -237,7 +240,7 @@ fn write_parquet(
     schema: SchemaRef,
     batches: impl Iterator<Item = Vec<ArrayRef>>,
 ) -> Result<()> {
-    let props = writer_props(path)?;
+    let props = writer_props(path, ROW_GROUP)?;
     write_atomic(path, |file| {
         let mut writer =
             ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq_error(path))?;
@@ -286,6 +289,14 @@ impl AtomicFile {
         })
     }
 
+    /// A second handle on the temp file, for a writer that owns its file (an `ArrowWriter`).
+    fn handle(&self) -> Result<File> {
+        self.tmp
+            .as_file()
+            .try_clone()
+            .map_err(ArtifactError::io(&self.path))
+    }
+
     pub fn file_mut(&mut self) -> &mut File {
         self.tmp.as_file_mut()
     }
@@ -325,13 +336,12 @@ pub struct SentenceWriter {
 impl SentenceWriter {
     pub fn create(path: &Path) -> Result<Self> {
         let file = AtomicFile::create(path)?;
-        let handle = file
-            .tmp
-            .as_file()
-            .try_clone()
-            .map_err(ArtifactError::io(path))?;
-        let writer = ArrowWriter::try_new(handle, sentences_schema(), Some(writer_props(path)?))
-            .map_err(pq_error(path))?;
+        let writer = ArrowWriter::try_new(
+            file.handle()?,
+            sentences_schema(),
+            Some(writer_props(path, ROW_GROUP)?),
+        )
+        .map_err(pq_error(path))?;
         Ok(SentenceWriter {
             path: path.to_path_buf(),
             file,

@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod export;
 pub mod loss;
 pub mod mlm;
 pub mod model_dir;

@@ -12,6 +12,7 @@ use crate::bert::BertModel;
 use crate::checkpoint;
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
+use crate::export;
 use crate::pooler::Pooler;
 use crate::tokenizer::Tokenizer;
 
@@ -145,7 +146,19 @@ pub fn save<B: Backend>(
         path: dir.join(SETTINGS_FILE),
         message: e.to_string(),
     })?;
-    checkpoint::write_atomic(&dir.join(SETTINGS_FILE), &(json + "\n"))
+    checkpoint::write_atomic(&dir.join(SETTINGS_FILE), &(json + "\n"))?;
+    // The folder also loads with `SentenceTransformer(dir)`, where the pooler has an equivalent.
+    let max_len = settings
+        .max_len
+        .unwrap_or(128)
+        .min(config.max_position_embeddings);
+    match export::write(dir, settings.pooler, max_len, config.hidden_size) {
+        Err(ModelError::Invalid(why)) => {
+            tracing::info!("{}: no sentence-transformers files: {why}", dir.display());
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
