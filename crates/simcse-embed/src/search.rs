@@ -6,13 +6,17 @@ use std::collections::BinaryHeap;
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use simcse_artifact::{Embeddings, read_embeddings};
 
 use crate::ann::{Ann, index_path};
 use crate::error::{EmbedError, Result};
 
-/// Rows per matrix product: 16384 rows x 64 queries of scores is 4 MiB.
+/// Rows and queries per matrix product: the scores of one product are 16 MiB, whatever the sizes
+/// of the corpus and of the query set (mining sends every anchor at once).
 const ROWS_PER_PRODUCT: usize = 16_384;
+const QUERIES_PER_PRODUCT: usize = 256;
 
 /// A row of the corpus and its cosine with the query.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +90,13 @@ impl Corpus {
 /// The best `k` hits of each query (unit vectors of `emb.dim` floats, one after another) among
 /// the rows of `emb` (unit vectors too, see [`crate::normalise_rows`]), best first.
 pub fn exact(emb: &Embeddings, queries: &[f32], k: usize) -> Vec<Vec<Hit>> {
+    queries
+        .chunks(QUERIES_PER_PRODUCT * emb.dim.max(1))
+        .flat_map(|block| exact_block(emb, block, k))
+        .collect()
+}
+
+fn exact_block(emb: &Embeddings, queries: &[f32], k: usize) -> Vec<Vec<Hit>> {
     let dim = emb.dim;
     let nq = queries.len() / dim.max(1);
     let mut heaps: Vec<BinaryHeap<Worst>> = (0..nq).map(|_| BinaryHeap::new()).collect();
@@ -119,7 +130,7 @@ pub fn exact(emb: &Embeddings, queries: &[f32], k: usize) -> Vec<Vec<Hit>> {
                 gemm::Parallelism::Rayon(0),
             );
         }
-        for (q, heap) in heaps.iter_mut().enumerate() {
+        heaps.par_iter_mut().enumerate().for_each(|(q, heap)| {
             for (r, &score) in scores[q * n..(q + 1) * n].iter().enumerate() {
                 let hit = Worst(Hit {
                     row: c * ROWS_PER_PRODUCT + r,
@@ -132,7 +143,7 @@ pub fn exact(emb: &Embeddings, queries: &[f32], k: usize) -> Vec<Vec<Hit>> {
                     heap.push(hit);
                 }
             }
-        }
+        });
     }
     heaps
         .into_iter()
@@ -182,5 +193,9 @@ mod tests {
         }
         assert_eq!(got[0][0].row, 3);
         assert_eq!(got[1][0].row, n - 5);
+        // More queries than one product takes: each still finds its own row, in order.
+        let many: Vec<f32> = (0..600).flat_map(|r| emb.vector(r * 20).to_vec()).collect();
+        let found: Vec<usize> = exact(&emb, &many, 1).iter().map(|h| h[0].row).collect();
+        assert_eq!(found, (0..600).map(|r| r * 20).collect::<Vec<_>>());
     }
 }
