@@ -99,8 +99,8 @@ const COMMANDS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     (
         "serve",
         "simcse-cli",
-        "simcse-serve",
-        None,
+        "simcse-embed",
+        Some("serve"),
         "HTTP server: /embed (TEI's shape), /similarity, /search, /health, and a web page",
     ),
 ];

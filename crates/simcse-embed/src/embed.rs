@@ -171,3 +171,162 @@ impl Chunk {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! embed -> search on a real corpus (the kowiki sample) with a real model (all-MiniLM-L6-v2).
+
+    use std::path::Path;
+
+    use simcse_data::table::TableFormat;
+    use simcse_model::Encoder;
+
+    use super::{EmbedOptions, embed_file};
+    use crate::ann::{Ann, AnnOptions, index_path};
+    use crate::search::Corpus;
+
+    type B = burn::backend::Flex;
+
+    fn options(input: &Path, out: &Path) -> EmbedOptions {
+        EmbedOptions {
+            input: input.into(),
+            format: TableFormat::Auto,
+            field: "text".into(),
+            id_field: None,
+            out: out.into(),
+            normalize: true,
+            chunk: 100,
+            strict: false,
+            model: "all-MiniLM-L6-v2".into(),
+        }
+    }
+
+    fn minilm() -> Encoder<B> {
+        Encoder::<B>::from_dir(&simcse_testkit::minilm(), None, None, &Default::default()).unwrap()
+    }
+
+    /// Every sentence finds itself first, exactly and through the HNSW index; the scores are the
+    /// evaluator's cosines; the index refuses an embeddings file that changed.
+    #[test]
+    fn a_sentence_finds_itself_and_scores_are_the_evaluators_cosines() {
+        let enc = minilm();
+        let dir = tempfile::tempdir().unwrap();
+        let input = simcse_testkit::shared_data().join("kowiki-sample/kss_bench_wikipedia.txt");
+        let out = dir.path().join("kowiki.parquet");
+        // Chunks of 100 rows: the file is written in several batches.
+        let summary = embed_file(&enc, &options(&input, &out)).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&input)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect();
+        let texts: Vec<&String> = lines.iter().filter(|l| !l.is_empty()).collect();
+        assert_eq!(summary.rows, texts.len());
+        assert!(summary.rows > 300);
+
+        let corpus = Corpus::open(&out, false).unwrap();
+        assert_eq!(corpus.emb.ids[0], "kss_bench_wikipedia.txt:1");
+        let blank = lines.iter().position(|l| l.is_empty()).unwrap();
+        assert_eq!(
+            corpus.emb.ids[blank],
+            format!("kss_bench_wikipedia.txt:{}", blank + 2)
+        );
+        let sample: Vec<usize> = (0..corpus.emb.len()).step_by(7).collect();
+        let queries: Vec<&str> = sample
+            .iter()
+            .map(|&r| corpus.emb.texts[r].as_str())
+            .collect();
+        let q: Vec<f32> = enc
+            .encode(&queries)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        let exact = corpus.search(&q, 10).unwrap();
+        for (&row, hits) in sample.iter().zip(&exact) {
+            // A duplicated sentence may find its twin first; its score is then 1 too.
+            assert!(hits[0].row == row || corpus.emb.texts[hits[0].row] == corpus.emb.texts[row]);
+            assert!((hits[0].score - 1.0).abs() < 1e-4, "{}", hits[0].score);
+            assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        }
+
+        // The evaluator's similarity matrix of the first query and its hits holds the search's scores.
+        let hit_texts: Vec<&str> = std::iter::once(queries[0])
+            .chain(exact[0].iter().map(|h| corpus.emb.texts[h.row].as_str()))
+            .collect();
+        let matrix = simcse_eval::sts::similarity_matrix(&enc, &hit_texts).unwrap();
+        for (j, h) in exact[0].iter().enumerate() {
+            let cos = matrix[0][j + 1] as f32;
+            assert!((cos - h.score).abs() < 1e-4, "{cos} vs {}", h.score);
+        }
+
+        // The HNSW index: the same first hits, recall@10 against exact search near 1.
+        let ann = Ann::build(&corpus.emb, &out, AnnOptions::default()).unwrap();
+        ann.save(&index_path(&out)).unwrap();
+        let indexed = Corpus::open(&out, true).unwrap();
+        let approx = indexed.search(&q, 10).unwrap();
+        let mut found = 0;
+        for (e, a) in exact.iter().zip(&approx) {
+            assert!((e[0].score - a[0].score).abs() < 1e-4);
+            found += a
+                .iter()
+                .filter(|h| e.iter().any(|x| x.row == h.row))
+                .count();
+        }
+        let recall = found as f64 / (10 * exact.len()) as f64;
+        assert!(recall > 0.95, "recall@10 {recall}");
+
+        // Re-embedding changes the file: the old index is refused with what to do.
+        let raw = EmbedOptions {
+            normalize: false,
+            ..options(&input, &out)
+        };
+        embed_file(&enc, &raw).unwrap();
+        let err = Corpus::open(&out, true).err().unwrap().to_string();
+        assert!(err.contains("rebuild it with `index`"), "{err}");
+    }
+
+    /// Bad rows are counted with their place (strict: the first is an error); ids come from a column.
+    #[test]
+    fn bad_rows_are_counted_and_ids_come_from_a_column() {
+        let enc = minilm();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("docs.jsonl");
+        let rows = [
+            r#"{"id": "a", "text": "첫 문장이다."}"#,
+            r#"{"id": "b", "text": "#,
+            r#"{"id": "c", "text": "  "}"#,
+            r#"{"id": "d", "text": "둘째 문장이다."}"#,
+        ];
+        std::fs::write(&input, rows.join("\n") + "\n").unwrap();
+        let out = dir.path().join("docs.parquet");
+        let opts = EmbedOptions {
+            id_field: Some("id".into()),
+            ..options(&input, &out)
+        };
+        let s = embed_file(&enc, &opts).unwrap();
+        assert_eq!(s.rows, 2);
+        let skipped: Vec<(&str, usize)> = s
+            .log
+            .skipped
+            .iter()
+            .map(|(r, n)| (r.as_str(), *n))
+            .collect();
+        assert_eq!(skipped, [("empty_sentence", 1), ("malformed_json", 1)]);
+        let first = s.log.examples[0].to_string();
+        assert!(first.contains("docs.jsonl: line 2"), "{first}");
+        let emb = simcse_artifact::read_embeddings(&out).unwrap();
+        assert_eq!(emb.ids, ["a", "d"]);
+        let manifest = std::fs::read_to_string(out.with_extension("manifest.json")).unwrap();
+        assert!(
+            manifest.contains("\"skipped_malformed_json\": 1"),
+            "{manifest}"
+        );
+        let strict = EmbedOptions {
+            strict: true,
+            ..opts
+        };
+        let err = embed_file(&enc, &strict).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

@@ -1,9 +1,11 @@
 //! `simcse-embed`: use a trained encoder. `embed` a file into `embeddings.parquet`, build its
 //! HNSW `index`, `search` it, `mine` hard negatives for training, `export` a model folder for
-//! sentence-transformers.
+//! sentence-transformers, `serve` it over HTTP (see `simcse_serve` for the routes).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -18,6 +20,7 @@ use simcse_embed::embed::{EmbedOptions, embed_file};
 use simcse_embed::mine::{MineOptions, Pair, mine};
 use simcse_embed::search::Corpus;
 use simcse_model::{Encoder, ModelDir, Pooler};
+use simcse_serve::{Batcher, Limits, State};
 
 #[global_allocator]
 static ALLOC: simcse_cli::alloc::MiMalloc = simcse_cli::alloc::MiMalloc;
@@ -45,6 +48,9 @@ enum Command {
     Mine(MineArgs),
     /// Write a model folder that also loads with sentence-transformers' SentenceTransformer(DIR).
     Export(ExportArgs),
+    /// Serve the model over HTTP: POST /embed (text-embeddings-inference's request), /similarity,
+    /// /search (with --index), GET /health, and a web page at /.
+    Serve(ServeArgs),
 }
 
 /// How the model is read: shared by the commands that embed.
@@ -60,9 +66,11 @@ struct ModelArgs {
     /// Maximum tokens per sentence. Default: simcse.json's, else 128.
     #[arg(long)]
     max_len: Option<usize>,
-    /// Sentences per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Sentences per forward pass. Default 64; `serve` on the CPU: 1 (the sentences of a server
+    /// batch then run on all cores at once without padding: 1.6x the requests/s of 64,
+    /// BENCHMARKS.md "Serving").
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// cpu, wgpu or cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: Device,
@@ -172,6 +180,33 @@ struct ExportArgs {
     out: PathBuf,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// An embeddings file (from `embed`, with the same model) for POST /search.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// Search the index's HNSW graph (built by `index`) instead of every row.
+    #[arg(long)]
+    ann: bool,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Most texts encoded together: concurrent requests are batched up to this.
+    #[arg(long, default_value_t = 64)]
+    max_batch: usize,
+    /// Most texts in one request.
+    #[arg(long, default_value_t = Limits::default().max_inputs)]
+    max_inputs: usize,
+    /// Most characters in one text.
+    #[arg(long, default_value_t = Limits::default().max_chars)]
+    max_chars: usize,
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = Limits::default().max_body)]
+    max_body: usize,
+}
+
 fn main() -> Result<()> {
     simcse_cli::alloc::keep_freed_pages();
     simcse_cli::init_logging();
@@ -190,6 +225,10 @@ fn main() -> Result<()> {
             device.run(Mine(a))
         }
         Command::Export(a) => export(a),
+        Command::Serve(a) => {
+            let device = a.model.device;
+            device.run(Serve(a))
+        }
     }
 }
 
@@ -205,7 +244,7 @@ fn encoder<B: Backend>(
     let local = simcse_cli::hub::resolve(spec)?;
     let mut enc = Encoder::from_dir(&local, args.pooler, args.max_len, device)
         .with_context(|| format!("loading the model {}", spec.display()))?;
-    enc.batch_size = args.batch_size;
+    enc.batch_size = args.batch_size.unwrap_or(64);
     Ok((enc, spec.to_path_buf()))
 }
 
@@ -488,4 +527,70 @@ fn export(a: ExportArgs) -> Result<()> {
         settings.max_len.unwrap_or(128)
     );
     Ok(())
+}
+
+struct Serve(ServeArgs);
+
+impl Job for Serve {
+    type Output = ();
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let mut a = self.0;
+        let Some(spec) = a.model.model.clone() else {
+            bail!("--model is required");
+        };
+        let cpu = a.model.device == Device::Cpu;
+        a.model.batch_size = a.model.batch_size.or(Some(if cpu { 1 } else { 64 }));
+        let model = a.model.clone();
+        let batcher = Batcher::spawn(
+            move || {
+                encoder::<B::InnerBackend>(&model, None, &device)
+                    .map(|(e, _)| e)
+                    .map_err(|e| format!("{e:#}"))
+            },
+            a.max_batch,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let corpus = match &a.index {
+            Some(path) => {
+                let c = Corpus::open(path, a.ann)?;
+                anyhow::ensure!(
+                    c.emb.dim == batcher.dim,
+                    "{}: {} dimensions, the model has {}: embed it with this model",
+                    path.display(),
+                    c.emb.dim,
+                    batcher.dim
+                );
+                Some(c)
+            }
+            None => None,
+        };
+        let state = Arc::new(State {
+            batcher,
+            corpus,
+            limits: Limits {
+                max_inputs: a.max_inputs,
+                max_chars: a.max_chars,
+                max_body: a.max_body,
+                max_k: Limits::default().max_k,
+            },
+            model: spec.display().to_string(),
+        });
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(a.addr)
+                .await
+                .with_context(|| format!("listening on {}", a.addr))?;
+            println!(
+                "serving {} on http://{}/",
+                spec.display(),
+                listener.local_addr()?
+            );
+            axum::serve(listener, simcse_serve::router(state))
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+                .context("serving")
+        })
+    }
 }
