@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use simcse_artifact::{Embeddings, Triple};
 
+use crate::dot;
 use crate::search::{Hit, exact};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,10 +86,6 @@ pub fn mine(pairs: &[Pair<'_>], pool: &Embeddings, opts: MineOptions) -> Mined {
     count("triples", triples.len());
     out.triples = triples;
     out
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 #[cfg(test)]

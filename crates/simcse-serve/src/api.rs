@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use simcse_embed::dot;
 use simcse_embed::search::Corpus;
 
 use crate::batcher::Batcher;
@@ -262,10 +263,6 @@ fn parse<T: DeserializeOwned>(
         serde_json::from_slice(&body).map_err(|e| bad(format!("the body is not JSON: {e}")))?;
     serde_json::from_value(value)
         .map_err(|e| validation(format!("unexpected JSON ({e}); expected {shape}")))
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn ok(value: Value) -> Response {

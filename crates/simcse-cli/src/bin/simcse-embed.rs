@@ -2,7 +2,6 @@
 //! HNSW `index`, `search` it, `mine` hard negatives for training, `export` a model folder for
 //! sentence-transformers, `serve` it over HTTP (see `simcse_serve` for the routes).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -470,7 +469,7 @@ impl Job for Mine {
                 tool: format!("simcse-embed {}", env!("CARGO_PKG_VERSION")),
             },
         )?;
-        let counts: BTreeMap<_, _> = mined.counts;
+        let counts = mined.counts;
         println!(
             "{}: {} triples mined for {} pairs (counts: {})",
             a.out.display(),
