@@ -46,15 +46,23 @@ BIN=$WORK/bin
 CACHE=$WORK/cubecl-cache
 mkdir -p "$CACHE"
 [[ -f $KIT/cubecl-cache.tar.gz ]] && tar -xzf "$KIT/cubecl-cache.tar.gz" -C "$CACHE"
-printf '[compilation]\ncache = { file = "%s/compiled" }\n\n[autotune]\ncache = { file = "%s/autotune" }\n' \
-  "$CACHE" "$CACHE" >"$WORK/cubecl.toml"
+# Each run also logs what cubecl compiled ("[Compiling kernel]") and autotuned ("Fastest result",
+# with the top 3 times) to NAME.cubecl.log; the report counts both per run.
+cubecl_config() {
+  local log=$WORK/$1.cubecl.log
+  printf '[compilation]\ncache = { file = "%s/compiled" }\nlogger = { level = "basic", file = "%s" }\n\n' \
+    "$CACHE" "$log" >"$WORK/cubecl.toml"
+  printf '[autotune]\ncache = { file = "%s/autotune" }\nlogger = { level = "minimal", file = "%s" }\n' \
+    "$CACHE" "$log" >>"$WORK/cubecl.toml"
+}
+cubecl_config setup
 cd "$WORK" || exit 1
 
 say() { echo "==> [$((SECONDS - START)) s] $*"; }
 # The raw material behind the report (metrics, test logs, memory samples), however the script ends.
 details() {
   (cd "$WORK" && find . -name metrics.jsonl -o -name 'eval.json' -o -name '*.log' -o -name '*.mem' \
-    -o -name '*.peak' -o -name '*.json' -path './torch-*' | tar -czf "$OUT/details.tar.gz" -T -) 2>/dev/null
+    -o -name '*.peak' -o -name '*.cubecl.log' -o -name '*.json' -path './torch-*' | tar -czf "$OUT/details.tar.gz" -T -) 2>/dev/null
 }
 finish() {
   details
@@ -71,6 +79,7 @@ report() { $REF report "$PARTS" "$OUT" || echo "report failed"; }
 peak_run() {
   local name=$1 secs=$2
   shift 2
+  cubecl_config "$name"
   if command -v nvidia-smi >/dev/null; then
     local base
     base=$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits | head -1)
@@ -130,6 +139,7 @@ step_parity() {
   export SIMCSE_REQUIRE_WGPU=1
   for t in parity train eval; do
     # Autotune at its lightest: the tests check numbers, and each new shape is otherwise tuned.
+    cubecl_config "test-$t"
     CUBECL_AUTOTUNE_LEVEL=minimal timeout "$(limit 150)" "$BIN/test-$t" "${DEVICE%%:*}" --nocapture --test-threads 1 >"$WORK/test-$t.log" 2>&1
     echo "exit $?" >>"$WORK/test-$t.log"
     cat "$WORK/test-$t.log"

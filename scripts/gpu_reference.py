@@ -253,6 +253,20 @@ def peak(path):
         return None
 
 
+def cubecl_counts(peak_file):
+    """What cubecl compiled and autotuned in the run whose peak file this is (gpu-check.sh logs
+    each run to NAME.cubecl.log beside NAME.peak), or {} without a log."""
+    if not peak_file.endswith(".peak"):
+        return {}
+    log = peak_file[:-len(".peak")] + ".cubecl.log"
+    try:
+        text = open(log, errors="replace").read()
+    except OSError:
+        return {}
+    return {"kernels_compiled": text.count("[Compiling kernel]"),
+            "shapes_autotuned": text.count("Fastest result ")}
+
+
 def metrics(path):
     try:
         return [json.loads(line) for line in open(path) if line.strip()]
@@ -293,7 +307,7 @@ def ours_train(path, peak_file, batch, precision, warmup=5):
             "first_update_seconds": batch / rows[0]["examples_per_s"],
             "seconds_per_update": median(seconds), "mean_seconds_per_update": sum(seconds) / len(seconds),
             "examples_per_s": batch / median(seconds),
-            "losses": [m["loss"] for m in rows], "peak_mib": peak(peak_file)}
+            "losses": [m["loss"] for m in rows], "peak_mib": peak(peak_file), **cubecl_counts(peak_file)}
 
 
 def recipe(path, peak_file, seconds, precision):
@@ -302,7 +316,7 @@ def recipe(path, peak_file, seconds, precision):
     best = max(evals, key=lambda e: e[1]) if evals else None
     return {"precision": precision, "evals": evals, "best_step": best and best[0], "best_spearman": best and best[1],
             "updates": max((m["step"] for m in rows if "loss" in m), default=0),
-            "seconds": seconds, "peak_mib": peak(peak_file), "cpu_spearman": 61.41}
+            "seconds": seconds, "peak_mib": peak(peak_file), "cpu_spearman": 61.41, **cubecl_counts(peak_file)}
 
 
 def ours_encode(path, peak_file):
@@ -314,7 +328,7 @@ def ours_encode(path, peak_file):
     return {"precision": "f32", "sentences": test["sentences"],
             "seconds": test["encode_seconds"],
             "sentences_per_s": test["sentences"] / test["encode_seconds"],
-            "spearman": test["score"]["spearman"], "peak_mib": peak(peak_file)}
+            "spearman": test["score"]["spearman"], "peak_mib": peak(peak_file), **cubecl_counts(peak_file)}
 
 
 def merge(path, peak_file):
@@ -329,6 +343,11 @@ def merge(path, peak_file):
 
 def fmt(v, spec):
     return "–" if v is None else format(v, spec)
+
+
+def compiled(v):
+    """The "kernels compiled / shapes autotuned" cell of one of our runs."""
+    return f"{v['kernels_compiled']} / {v['shapes_autotuned']}" if "kernels_compiled" in v else "–"
 
 
 def ratio(rate, ours):
@@ -365,26 +384,28 @@ def report(parts, out):
     ours = data.get("train-ours-f32", {}).get("examples_per_s")
     md += table("2. Supervised SimCSE training throughput",
                 ["implementation", "precision", "first update s#", "s/update (median)#", "triples/s#",
-                 "peak GPU MiB (nvidia-smi)#", "vs ours f32#", "losses (first, last)"],
+                 "peak GPU MiB (nvidia-smi)#", "vs ours f32#", "kernels compiled / shapes autotuned#",
+                 "losses (first, last)"],
                 [([("ours (burn)" if k.startswith("train-ours") else "PyTorch"), v.get("precision"),
                    fmt(v.get("first_update_seconds"), ".2f"), fmt(v.get("seconds_per_update"), ".4f"),
                    fmt(v.get("examples_per_s"), ".1f"), fmt(v.get("peak_mib"), ""),
-                   ratio(v.get("examples_per_s"), ours),
+                   ratio(v.get("examples_per_s"), ours), compiled(v),
                    f"{fmt((v.get('losses') or [None])[0], '.4f')}, {fmt((v.get('losses') or [None])[-1], '.4f')}"],
                   v.get("error")) for k, v in rows("train-")])
     md += table("3. configs/sup-xnli-minilm.toml (CPU run: best KorSTS dev Spearman 61.41)",
                 ["precision", "best dev Spearman#", "at update#", "updates#", "seconds (whole run)#",
-                 "peak GPU MiB#", "evaluations"],
+                 "peak GPU MiB#", "kernels compiled / shapes autotuned#", "evaluations"],
                 [([r.get("precision"), fmt(r.get("best_spearman"), ".2f"), r.get("best_step"), r.get("updates"),
-                   r.get("seconds"), fmt(r.get("peak_mib"), ""),
+                   r.get("seconds"), fmt(r.get("peak_mib"), ""), compiled(r),
                    ", ".join(f"{s}: {v:.2f}" for s, v in r.get("evals", []))], None)
                  for _, r in rows("recipe-")])
     ours = data.get("encode-ours", {}).get("sentences_per_s")
     md += table("4. Encode throughput (all-MiniLM-L6-v2, KorSTS test, max_len 128, batch 128)",
-                ["implementation", "sentences#", "seconds#", "sentences/s#", "peak GPU MiB#", "vs ours#"],
+                ["implementation", "sentences#", "seconds#", "sentences/s#", "peak GPU MiB#", "vs ours#",
+                 "kernels compiled / shapes autotuned#"],
                 [([("ours (burn) " if k == "encode-ours" else "PyTorch ") + str(v.get("precision")),
                    v.get("sentences"), fmt(v.get("seconds"), ".3f"), fmt(v.get("sentences_per_s"), ".0f"),
-                   fmt(v.get("peak_mib"), ""), ratio(v.get("sentences_per_s"), ours)], v.get("error"))
+                   fmt(v.get("peak_mib"), ""), ratio(v.get("sentences_per_s"), ours), compiled(v)], v.get("error"))
                  for k, v in rows("encode-")])
     for name, text in [("gpu-check.json", json.dumps(data, indent=1)), ("gpu-check.md", "\n".join(md) + "\n")]:
         with open(os.path.join(out, name + ".tmp"), "w") as f:

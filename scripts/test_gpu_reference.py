@@ -61,14 +61,20 @@ class Bookkeeping(unittest.TestCase):
             with open(path, "w") as f:
                 for step, rate in enumerate(rates, 1):
                     f.write(json.dumps({"step": step, "loss": 1.0 / step, "examples_per_s": rate}) + "\n")
-            with open(os.path.join(tmp, "peak"), "w") as f:
+            peak = os.path.join(tmp, "ours-train-f32.peak")
+            with open(peak, "w") as f:
                 f.write("1234\n")
-            r = ref.ours_train(path, os.path.join(tmp, "peak"), 128, "f32")
+            # What cubecl.toml's loggers write (compilation "basic", autotune "minimal").
+            with open(os.path.join(tmp, "ours-train-f32.cubecl.log"), "w") as f:
+                f.write("[Compiling kernel] MatmulEntry\n[Compiling kernel] ElemwiseFuse\n"
+                        "Fastest result matmul_simple_unit-MatmulAutotuneKey - m: 64. \n Top 3 times: []\n")
+            r = ref.ours_train(path, peak, 128, "f32")
             self.assertEqual(r["first_update_seconds"], 128.0)
             self.assertEqual(r["updates"], 7)
             self.assertEqual(r["seconds_per_update"], 1.0)  # the median: one slow update moves it not
             self.assertEqual(r["examples_per_s"], 128.0)
             self.assertEqual(r["peak_mib"], 1234)
+            self.assertEqual((r["kernels_compiled"], r["shapes_autotuned"]), (2, 1))
             self.assertIn("error", ref.ours_train(os.path.join(tmp, "none"), "", 128, "bf16"))
 
     def test_test_logs_pass_only_with_a_test_that_ran(self):
@@ -88,14 +94,15 @@ class Bookkeeping(unittest.TestCase):
             parts = {"machine": {"gpu": "H200", "device": "cuda", "small": "0", "torch_cuda": "1"},
                      "train-torch-bf16": {"precision": "bf16", "examples_per_s": 300.0, "seconds_per_update": 0.4},
                      "train-ours-f32": {"precision": "f32", "examples_per_s": 100.0, "seconds_per_update": 1.2,
-                                        "first_update_seconds": 70.0, "losses": [5.0, 4.0], "peak_mib": 9000}}
+                                        "first_update_seconds": 70.0, "losses": [5.0, 4.0], "peak_mib": 9000,
+                                        "kernels_compiled": 412, "shapes_autotuned": 40}}
             for name, value in parts.items():
                 with open(os.path.join(tmp, name + ".json"), "w") as f:
                     json.dump(value, f)
             ref.report(tmp, tmp)
             md = open(os.path.join(tmp, "gpu-check.md")).read()
             rows = [line for line in md.splitlines() if line.startswith("| ours") or line.startswith("| PyTorch")]
-            self.assertEqual(rows[0], "| ours (burn) | f32 | 70.00 | 1.2000 | 100.0 | 9000 | 1.00 | 5.0000, 4.0000 |")
+            self.assertEqual(rows[0], "| ours (burn) | f32 | 70.00 | 1.2000 | 100.0 | 9000 | 1.00 | 412 / 40 | 5.0000, 4.0000 |")
             self.assertTrue(rows[1].startswith("| PyTorch | bf16 |") and "| 3.00 |" in rows[1])
             self.assertEqual(json.load(open(os.path.join(tmp, "gpu-check.json")))["machine"]["gpu"], "H200")
 

@@ -11,6 +11,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 
 use crate::error::{ModelError, Result};
+use crate::tokenizer::Padding;
 
 /// The CPU backend for inference.
 pub type Cpu = burn::backend::Flex;
@@ -32,6 +33,20 @@ pub type GpuTrain = burn::backend::Autodiff<Gpu>;
 /// two workarounds in `bert` are for.
 pub fn on_flex<B: Backend>(device: &B::Device) -> bool {
     B::name(device).contains("flex")
+}
+
+/// How batches pad on `device` for a model of `max_positions` positions: to a multiple of 16 tokens
+/// on the cubecl backends, so that few shapes reach their per-shape compilation and autotuning
+/// (and tensor-core tiles stay aligned), to the longest row on burn-flex. See [`Padding`].
+pub fn padding<B: Backend>(device: &B::Device, max_positions: usize) -> Padding {
+    if on_flex::<B>(device) {
+        Padding::LONGEST
+    } else {
+        Padding {
+            multiple: 16,
+            max_seq: max_positions,
+        }
+    }
 }
 
 /// Runs a tiny computation on `device` and reads it back. The GPU backends panic when the driver or

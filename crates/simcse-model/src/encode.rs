@@ -6,12 +6,13 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use rayon::prelude::*;
 
+use crate::backend;
 use crate::bert::{BertInput, BertModel};
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
 use crate::model_dir::ModelDir;
 use crate::pooler::Pooler;
-use crate::tokenizer::{Batch, Tokenizer};
+use crate::tokenizer::{Batch, Padding, Tokenizer};
 
 /// A loaded model, ready to embed sentences.
 pub struct Encoder<B: Backend> {
@@ -22,6 +23,7 @@ pub struct Encoder<B: Backend> {
     pub max_len: usize,
     /// Sentences per forward pass.
     pub batch_size: usize,
+    padding: Padding,
     device: B::Device,
 }
 
@@ -62,6 +64,7 @@ impl<B: Backend> Encoder<B> {
         device: &B::Device,
     ) -> Self {
         let max_len = max_len.min(config.max_position_embeddings);
+        let padding = backend::padding::<B>(device, config.max_position_embeddings);
         Encoder {
             model,
             config,
@@ -69,6 +72,7 @@ impl<B: Backend> Encoder<B> {
             pooler,
             max_len,
             batch_size: 64,
+            padding,
             device: device.clone(),
         }
     }
@@ -84,7 +88,7 @@ impl<B: Backend> Encoder<B> {
             .par_iter()
             .map(|chunk| {
                 let rows: Vec<_> = chunk.iter().map(|&i| &ids[i]).collect();
-                let emb = self.embed_batch(&self.tokenizer.pad(&rows))?;
+                let emb = self.embed_batch(&self.tokenizer.pad(&rows, self.padding))?;
                 emb.into_data()
                     .into_vec::<f32>()
                     .map_err(|e| ModelError::Invalid(format!("{e:?}")))

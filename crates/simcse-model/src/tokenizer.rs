@@ -46,6 +46,35 @@ impl Default for WordPieceSettings {
 /// Token ids of one text: `[CLS] ... [SEP]`, truncated to `max_len` keeping `[SEP]`.
 pub type Ids = Vec<u32>;
 
+/// How long a padded batch is: its longest row rounded up to a multiple of `multiple`, but never
+/// past `max_seq` (the model's positions) unless the longest row already is.
+///
+/// The cubecl backends compile and autotune kernels per shape, keyed partly on how many times 2
+/// divides the sequence length (cubek-matmul's `pow2_factor` and stride alignment): a length-sorted
+/// batch stream of 10..128 tokens met 63 autotune keys on lavapipe, rounding to 16 cut that to
+/// (BENCHMARKS.md). On burn-flex nothing is compiled and every padded token costs time, so
+/// it pads to the longest row ([`Padding::LONGEST`]); see `backend::padding`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Padding {
+    pub multiple: usize,
+    pub max_seq: usize,
+}
+
+impl Padding {
+    /// To the longest row of the batch.
+    pub const LONGEST: Padding = Padding {
+        multiple: 1,
+        max_seq: usize::MAX,
+    };
+
+    /// The padded length of a batch whose longest row has `longest` tokens.
+    pub fn seq(&self, longest: usize) -> usize {
+        longest
+            .next_multiple_of(self.multiple.max(1))
+            .min(self.max_seq.max(longest))
+    }
+}
+
 /// A padded batch, row-major `[batch, seq]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -237,9 +266,10 @@ impl Tokenizer {
             .collect())
     }
 
-    /// Pads id sequences to the longest of them: `attention_mask` is 1 on tokens, 0 on padding.
-    pub fn pad(&self, rows: &[&Ids]) -> Batch {
-        let seq = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    /// Pads id sequences to one length (see [`Padding`]): `attention_mask` is 1 on tokens, 0 on
+    /// padding.
+    pub fn pad(&self, rows: &[&Ids], padding: Padding) -> Batch {
+        let seq = padding.seq(rows.iter().map(|r| r.len()).max().unwrap_or(0));
         let mut b = Batch {
             input_ids: Vec::with_capacity(rows.len() * seq),
             attention_mask: Vec::with_capacity(rows.len() * seq),
@@ -261,4 +291,20 @@ impl Tokenizer {
 fn model_id(model: &WordPiece, token: &str) -> Option<u32> {
     use tokenizers::Model;
     model.token_to_id(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Padding;
+
+    #[test]
+    fn padding_rounds_up_and_stops_at_the_positions() {
+        let p = Padding {
+            multiple: 16,
+            max_seq: 40,
+        };
+        let got: Vec<usize> = [0, 1, 16, 17, 32, 33, 40, 41].map(|n| p.seq(n)).to_vec();
+        assert_eq!(got, [0, 16, 16, 32, 32, 40, 40, 41]);
+        assert_eq!(Padding::LONGEST.seq(17), 17);
+    }
 }

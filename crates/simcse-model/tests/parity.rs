@@ -12,7 +12,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use safetensors::SafeTensors;
 use simcse_model::backend::{Cpu, CpuTrain};
 use simcse_model::bert::BertInput;
-use simcse_model::tokenizer::{Tokenizer, WordPieceSettings};
+use simcse_model::tokenizer::{Padding, Tokenizer, WordPieceSettings};
 use simcse_model::{BertConfig, Encoder, ModelError, Pooler, checkpoint};
 
 fn fixtures() -> PathBuf {
@@ -99,6 +99,39 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
         &expected["pooler_output"].1,
     );
     assert!(d <= tol, "pooler_output differs by {d}");
+    // Padding past the longest row, as `backend::padding` does on the cubecl backends, changes no
+    // pooler's output beyond rounding: the masks keep the extra positions out.
+    let input = tiny_input::<B>(&expected, &device);
+    let [rows, seq] = input.input_ids.dims();
+    let extra = Padding {
+        multiple: 16,
+        max_seq: config.max_position_embeddings,
+    }
+    .seq(seq)
+        - seq;
+    assert!(
+        extra > 0,
+        "the fixture's {seq} tokens are already a multiple of 16"
+    );
+    let pad = |t: Tensor<B, 2, Int>| Tensor::cat(vec![t, Tensor::zeros([rows, extra], &device)], 1);
+    let padded = BertInput {
+        input_ids: pad(input.input_ids),
+        token_type_ids: pad(input.token_type_ids),
+        attention_mask: pad(input.attention_mask),
+    };
+    let padded_mask = padded.attention_mask.clone();
+    let padded_hidden = model.forward(padded);
+    for p in Pooler::ALL {
+        let got = values(p.pool(&model, &padded_hidden, padded_mask.clone()).unwrap());
+        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
+        assert!(
+            d <= tol,
+            "{}: pooler {p} padded to {} differs by {d}",
+            dir.display(),
+            seq + extra
+        );
+        worst = worst.max(d);
+    }
     worst
 }
 
@@ -304,7 +337,7 @@ fn krbert_char_tokenizer_matches_bert_tokenizer_fast() {
     // Truncation keeps [SEP]; padding pads with [PAD] and masks it.
     let short = tok.encode(&[&sents[0], "가"], 8).unwrap();
     assert_eq!((short[0].len(), short[0][0], short[0][7]), (8, 2, 3));
-    let batch = tok.pad(&[&short[0], &short[1]]);
+    let batch = tok.pad(&[&short[0], &short[1]], Padding::LONGEST);
     assert_eq!((batch.batch, batch.seq), (2, 8));
     assert_eq!(
         &batch.input_ids[8..],

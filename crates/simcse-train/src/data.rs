@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 
 use simcse_artifact::{StsPair, Triple};
 use simcse_model::rng::splitmix64;
-use simcse_model::tokenizer::{Batch, Tokenizer};
+use simcse_model::tokenizer::{Batch, Padding, Tokenizer};
 
 use crate::config::{Mode, TrainConfig};
 
@@ -91,6 +91,7 @@ impl Corpus {
         tokenizer: &Tokenizer,
         idx: &[usize],
         max_len: usize,
+        padding: Padding,
     ) -> simcse_model::Result<TrainBatch> {
         let sentences = self.views(idx);
         let ids = tokenizer.encode(&sentences, max_len)?;
@@ -100,7 +101,7 @@ impl Corpus {
             _ => Vec::new(),
         };
         Ok(TrainBatch {
-            tokens: tokenizer.pad(&rows),
+            tokens: tokenizer.pad(&rows, padding),
             examples: idx.len(),
             views: sentences.len() / idx.len().max(1),
             scores,
@@ -193,13 +194,16 @@ pub fn prefetch(
     corpus: Arc<Corpus>,
     batches: Vec<Vec<usize>>,
     tokenizer: Tokenizer,
-    max_len: usize,
+    (max_len, padding): (usize, Padding),
     ahead: usize,
 ) -> Receiver<simcse_model::Result<TrainBatch>> {
     let (tx, rx) = sync_channel(ahead.max(1));
     std::thread::spawn(move || {
         for idx in batches {
-            if tx.send(corpus.batch(&tokenizer, &idx, max_len)).is_err() {
+            if tx
+                .send(corpus.batch(&tokenizer, &idx, max_len, padding))
+                .is_err()
+            {
                 return; // the trainer stopped
             }
         }

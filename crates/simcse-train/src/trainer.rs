@@ -20,6 +20,7 @@ use simcse_model::loss::{cosent_loss, cosine_mse_loss, simcse_loss};
 use simcse_model::mlm::{LmHead, MaskingRule, mlm_loss};
 use simcse_model::model_dir::{self, SimcseSettings};
 use simcse_model::precision::autocast;
+use simcse_model::tokenizer::Padding;
 use simcse_model::train_mode;
 use simcse_model::{BertConfig, Encoder, ModelDir, Precision, Tokenizer};
 
@@ -360,6 +361,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         })
     }
 
+    /// How the training batches pad on this device (see [`simcse_model::backend::padding`]).
+    pub fn padding(&self) -> Padding {
+        simcse_model::backend::padding::<B>(&self.device, self.bert_config.max_position_embeddings)
+    }
+
     fn trainable(&self) -> Trainable<B> {
         Trainable {
             bert: self.model.clone(),
@@ -529,7 +535,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             }
             let tokenizer = self.tokenizer.clone();
             let batches = batches.batches;
-            for batch in data::prefetch(corpus.clone(), batches, tokenizer, c.max_len, c.prefetch) {
+            let shape = (c.max_len, self.padding());
+            for batch in data::prefetch(corpus.clone(), batches, tokenizer, shape, c.prefetch) {
                 let (batch, t0) = (batch?, Instant::now());
                 let lr = plan.learning_rate(c.learning_rate, self.step);
                 let out = self.step(&batch, lr)?;

@@ -8,6 +8,7 @@ use simcse_testkit::minilm;
 use burn::tensor::backend::AutodiffBackend;
 use simcse_artifact::{read_sts, write_sts};
 use simcse_model::backend::CpuTrain;
+use simcse_model::tokenizer::Padding;
 use simcse_train::config::StsLoss;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
@@ -189,7 +190,7 @@ fn same_seed_same_losses_and_nan_stops_clearly() {
             .batches
             .into_iter()
             .take(3)
-            .map(|idx| corpus.batch(&t, &idx, c.max_len).unwrap())
+            .map(|idx| corpus.batch(&t, &idx, c.max_len, Padding::LONGEST).unwrap())
             .collect::<Vec<_>>()
     };
     let losses = |c: &TrainConfig| {
