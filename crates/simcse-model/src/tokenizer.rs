@@ -50,10 +50,10 @@ pub type Ids = Vec<u32>;
 /// past `max_seq` (the model's positions) unless the longest row already is.
 ///
 /// The cubecl backends compile and autotune kernels per shape, keyed partly on how many times 2
-/// divides the sequence length (cubek-matmul's `pow2_factor` and stride alignment): a length-sorted
-/// batch stream of 10..128 tokens met 63 autotune keys on lavapipe, rounding to 16 cut that to
-/// (BENCHMARKS.md). On burn-flex nothing is compiled and every padded token costs time, so
-/// it pads to the longest row ([`Padding::LONGEST`]); see `backend::padding`.
+/// divides the sequence length (cubek-matmul's `pow2_factor` and stride alignment): embedding 640
+/// length-sorted sentences met 63 autotuned shapes and 101 compiled kernels on lavapipe, rounding
+/// to 16 cut that to 49 and 56 (BENCHMARKS.md). On burn-flex nothing is compiled and every padded
+/// token costs time, so it pads to the longest row ([`Padding::LONGEST`]); see `backend::padding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Padding {
     pub multiple: usize,
