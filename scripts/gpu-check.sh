@@ -61,8 +61,9 @@ cd "$WORK" || exit 1
 say() { echo "==> [$((SECONDS - START)) s] $*"; }
 # The raw material behind the report (metrics, test logs, memory samples), however the script ends.
 details() {
-  (cd "$WORK" && find . -name metrics.jsonl -o -name 'eval.json' -o -name '*.log' -o -name '*.mem' \
-    -o -name '*.peak' -o -name '*.cubecl.log' -o -name '*.json' -path './torch-*' | tar -czf "$OUT/details.tar.gz" -T -) 2>/dev/null
+  # (cubecl-cache/ goes back on its own, below: its autotune files end in .log too)
+  (cd "$WORK" && find . -path ./cubecl-cache -prune -o \( -name metrics.jsonl -o -name 'eval.json' -o -name '*.log' \
+    -o -name '*.mem' -o -name '*.peak' -o -name '*.json' -path './torch-*' \) -print | tar -czf "$OUT/details.tar.gz" -T -) 2>/dev/null
 }
 finish() {
   details
@@ -139,7 +140,7 @@ step_parity() {
   export SIMCSE_REQUIRE_WGPU=1
   for t in parity train eval; do
     # Autotune at its lightest: the tests check numbers, and each new shape is otherwise tuned.
-    cubecl_config "test-$t"
+    cubecl_config "tests-$t" # not test-*.log: those are the test logs below
     CUBECL_AUTOTUNE_LEVEL=minimal timeout "$(limit 150)" "$BIN/test-$t" "${DEVICE%%:*}" --nocapture --test-threads 1 >"$WORK/test-$t.log" 2>&1
     echo "exit $?" >>"$WORK/test-$t.log"
     cat "$WORK/test-$t.log"
