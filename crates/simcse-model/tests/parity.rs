@@ -68,26 +68,25 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
         );
         worst = worst.max(d);
     }
-    for p in Pooler::ALL {
-        let got = values(p.pool(&model, &hidden, mask.clone()).unwrap());
-        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
-        assert!(d <= tol, "{}: pooler {p} differs by {d}", dir.display());
-        worst = worst.max(d);
-    }
+    // `poolers` on hidden states `hidden` (masked by `mask`) against PyTorch's; `what` names the run.
+    let check_poolers =
+        |poolers: &[Pooler], hidden: &[Tensor<B, 3>], mask: &Tensor<B, 2, Int>, what: &str| {
+            let mut worst = 0.0f32;
+            for &p in poolers {
+                let got = values(p.pool(&model, hidden, mask.clone()).unwrap());
+                let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
+                assert!(d <= tol, "{}: {what}{p} differs by {d}", dir.display());
+                worst = worst.max(d);
+            }
+            worst
+        };
+    worst = worst.max(check_poolers(&Pooler::ALL, &hidden, &mask, "pooler "));
     // The `cls` poolers' shortcut, only [CLS] through the last layer, gives the same embeddings.
     let short = model.forward_cls(tiny_input::<B>(&expected, &device));
     let rows = simcse_model::bert::cls_rows::<B>(&device);
     assert_eq!(short[2].dims(), [3, rows, 32]);
-    for p in [Pooler::Cls, Pooler::ClsBeforePooler] {
-        let got = values(p.pool(&model, &short, mask.clone()).unwrap());
-        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
-        assert!(
-            d <= tol,
-            "{}: forward_cls + {p} differs by {d}",
-            dir.display()
-        );
-        worst = worst.max(d);
-    }
+    let cls = [Pooler::Cls, Pooler::ClsBeforePooler];
+    worst = worst.max(check_poolers(&cls, &short, &mask, "forward_cls + "));
     let d = max_abs_diff(
         &values(
             model
@@ -101,19 +100,23 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
     assert!(d <= tol, "pooler_output differs by {d}");
     // Padding past the longest row, as `backend::padding` does on the cubecl backends, changes no
     // pooler's output beyond rounding: the masks keep the extra positions out.
-    let input = tiny_input::<B>(&expected, &device);
-    let [rows, seq] = input.input_ids.dims();
-    let extra = Padding {
+    let [batch, seq] = mask.dims();
+    let padded_seq = Padding {
         multiple: 16,
         max_seq: config.max_position_embeddings,
     }
-    .seq(seq)
-        - seq;
+    .seq(seq);
     assert!(
-        extra > 0,
+        padded_seq > seq,
         "the fixture's {seq} tokens are already a multiple of 16"
     );
-    let pad = |t: Tensor<B, 2, Int>| Tensor::cat(vec![t, Tensor::zeros([rows, extra], &device)], 1);
+    let pad = |t: Tensor<B, 2, Int>| {
+        Tensor::cat(
+            vec![t, Tensor::zeros([batch, padded_seq - seq], &device)],
+            1,
+        )
+    };
+    let input = tiny_input::<B>(&expected, &device);
     let padded = BertInput {
         input_ids: pad(input.input_ids),
         token_type_ids: pad(input.token_type_ids),
@@ -121,18 +124,13 @@ fn check_tiny<B: burn::tensor::backend::Backend>(dir: &Path, config: &BertConfig
     };
     let padded_mask = padded.attention_mask.clone();
     let padded_hidden = model.forward(padded);
-    for p in Pooler::ALL {
-        let got = values(p.pool(&model, &padded_hidden, padded_mask.clone()).unwrap());
-        let d = max_abs_diff(&got, &expected[&format!("pooler.{p}")].1);
-        assert!(
-            d <= tol,
-            "{}: pooler {p} padded to {} differs by {d}",
-            dir.display(),
-            seq + extra
-        );
-        worst = worst.max(d);
-    }
-    worst
+    let what = format!("padded to {padded_seq}, pooler ");
+    worst.max(check_poolers(
+        &Pooler::ALL,
+        &padded_hidden,
+        &padded_mask,
+        &what,
+    ))
 }
 
 fn tiny_config() -> BertConfig {
