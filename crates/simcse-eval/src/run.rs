@@ -40,6 +40,8 @@ pub struct EvalOptions {
     pub batch_size: usize,
     /// A font with Hangul for the plots (`None`: `$SIMCSE_FONT` or a system font).
     pub font: Option<PathBuf>,
+    /// The font used when neither `font`, `$SIMCSE_FONT` nor a system font is there.
+    pub fallback_font: Option<PathBuf>,
 }
 
 /// The report label of a model folder: its last path component that is not `model`.
@@ -98,7 +100,7 @@ pub fn evaluate<B: Backend>(opts: &EvalOptions, device: &B::Device) -> Result<Re
         path: opts.out.clone(),
         source,
     })?;
-    let can_plot = plot_font(opts.font.as_deref());
+    let can_plot = plot_font(opts.font.as_deref(), opts.fallback_font.as_deref());
     let mut models = Vec::new();
     for spec in &opts.models {
         let prefix = (opts.models.len() > 1).then(|| format!("{}-", label(&spec.dir)));
@@ -160,10 +162,10 @@ fn evaluate_model<B: Backend>(
 }
 
 /// Whether plots can be drawn: a Hangul font was found and registered (else a warning says why).
-fn plot_font(explicit: Option<&Path>) -> bool {
-    let Some(font) = plots::find_font(explicit) else {
+fn plot_font(explicit: Option<&Path>, fallback: Option<&Path>) -> bool {
+    let Some(font) = plots::find_font(explicit, fallback) else {
         tracing::warn!(
-            "no font with Hangul found (install fonts-nanum, or pass --font / SIMCSE_FONT): plots skipped, numbers still written"
+            "no font with Hangul found (run scripts/fetch-font.sh and pass --fallback-font, install fonts-nanum, or pass --font / SIMCSE_FONT): plots skipped, numbers still written"
         );
         return false;
     };

@@ -134,7 +134,7 @@ fn bad_inputs_are_clear_errors() {
 #[test]
 fn wgpu_scores_equal_flex() {
     use simcse_model::backend::Wgpu;
-    if simcse_testkit::gpu_ready::<Wgpu>() {
+    if simcse_testkit::gpu_ready::<Wgpu>("wgpu_scores_equal_flex") {
         gpu_scores_equal_flex::<Wgpu>("wgpu", 1e-4);
     }
 }

@@ -164,7 +164,7 @@ fn training_attention_path_matches_with_dropout_off() {
 #[test]
 fn tiny_bert_matches_pytorch_on_wgpu() {
     use simcse_model::backend::{Wgpu, WgpuTrain};
-    if simcse_testkit::gpu_ready::<Wgpu>() {
+    if simcse_testkit::gpu_ready::<Wgpu>("tiny_bert_matches_pytorch_on_wgpu") {
         tiny_bert_matches_pytorch_on::<Wgpu, WgpuTrain>("wgpu", 1e-4);
     }
 }
@@ -446,7 +446,7 @@ fn mlm_head_and_loss_match_pytorch() {
 #[test]
 fn gelu_gradient_is_exact_on_wgpu() {
     use simcse_model::backend::{Wgpu, WgpuTrain};
-    if simcse_testkit::gpu_ready::<Wgpu>() {
+    if simcse_testkit::gpu_ready::<Wgpu>("gelu_gradient_is_exact_on_wgpu") {
         gelu_gradient_is_exact_on::<WgpuTrain>("wgpu");
     }
 }

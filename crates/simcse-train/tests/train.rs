@@ -312,7 +312,9 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_every_mode() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn twenty_updates_match_pytorch_on_wgpu() {
-    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>(
+        "twenty_updates_match_pytorch_on_wgpu",
+    ) {
         twenty_updates_match_pytorch::<simcse_model::backend::WgpuTrain>(1e-4);
     }
 }
@@ -473,7 +475,7 @@ fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn resumed_run_matches_on_wgpu() {
-    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>() {
+    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>("resumed_run_matches_on_wgpu") {
         resumed_run_matches::<simcse_model::backend::WgpuTrain>();
     }
 }
