@@ -46,44 +46,39 @@ fn minilm_scores_equal_pytorch_and_scipy() {
         serde_json::from_str(&std::fs::read_to_string(fixtures().join("minilm_sts.json")).unwrap())
             .unwrap();
     let device = Default::default();
-    // cls on every set; avg on KorSTS test (a second pooler, at a third of the CPU time).
-    for (pooler, sets) in [
-        (
-            Pooler::Cls,
-            &["korsts_dev", "korsts_test", "klue_sts_dev"][..],
-        ),
-        (Pooler::Avg, &["korsts_test"][..]),
-    ] {
+    // Both poolers on KLUE STS dev (1,038 sentences: KorSTS's 5,758 took minutes of CPU here; the
+    // pipeline tests and `cargo xtask all` read those), each against PyTorch + scipy.
+    let set = "klue_sts_dev";
+    let pairs = simcse_artifact::read_sts(&data.path().join(format!("sts/{set}.parquet"))).unwrap();
+    for pooler in [Pooler::Cls, Pooler::Avg] {
         let enc = Encoder::<Cpu>::from_dir(&minilm(), Some(pooler), Some(128), &device).unwrap();
-        for &set in sets {
-            let r =
-                evaluate_set(&enc, set, &data.path().join(format!("sts/{set}.parquet"))).unwrap();
-            let e = &expected[format!("{pooler}/{set}")];
-            let (ds, dp) = (
-                r.score.spearman - e["spearman"].as_f64().unwrap(),
-                r.score.pearson - e["pearson"].as_f64().unwrap(),
-            );
-            println!(
-                "{pooler} {set}: Spearman {:.3} (PyTorch+scipy {:+.4}), Pearson {:.3} ({dp:+.4})",
-                r.score.spearman, ds, r.score.pearson
-            );
-            assert!(
-                ds.abs() <= 0.05 && dp.abs() <= 0.05,
-                "{pooler} {set}: ours {:?}, expected {e}",
-                r.score
-            );
-            assert!(
-                r.alignment.is_some_and(|a| a > 0.0 && a < 4.0)
-                    && r.uniformity.is_some_and(|u| u < 0.0 && u > -4.0),
-                "{r:?}"
-            );
-        }
+        let r = evaluate_set(&enc, set, &data.path().join(format!("sts/{set}.parquet"))).unwrap();
+        let e = &expected[format!("{pooler}/{set}")];
+        let (ds, dp) = (
+            r.score.spearman - e["spearman"].as_f64().unwrap(),
+            r.score.pearson - e["pearson"].as_f64().unwrap(),
+        );
+        println!(
+            "{pooler} {set}: Spearman {:.3} (PyTorch+scipy {:+.4}), Pearson {:.3} ({dp:+.4})",
+            r.score.spearman, ds, r.score.pearson
+        );
+        assert!(
+            ds.abs() <= 0.05 && dp.abs() <= 0.05,
+            "{pooler} {set}: ours {:?}, expected {e}",
+            r.score
+        );
+        assert!(
+            r.alignment.is_some_and(|a| a > 0.0 && a < 4.0)
+                && r.uniformity.is_some_and(|u| u < 0.0 && u > -4.0),
+            "{r:?}"
+        );
+        // The trainer's dev-eval entry point gives the same number as the eval stage.
+        let s = score_pairs(&enc, &pairs).unwrap();
+        assert!(
+            (s.spearman - r.score.spearman).abs() < 1e-6,
+            "{s:?} vs {r:?}"
+        );
     }
-    // The trainer's dev-eval entry point gives the same number as the eval stage.
-    let enc = Encoder::<Cpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(128), &device).unwrap();
-    let pairs = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
-    let s = score_pairs(&enc, &pairs).unwrap();
-    assert!((s.spearman - expected["cls/korsts_dev"]["spearman"].as_f64().unwrap()).abs() <= 0.05);
 }
 
 #[test]
@@ -128,8 +123,8 @@ fn bad_inputs_are_clear_errors() {
 }
 
 /// Scoring on the GPU code path (wgpu; Mesa lavapipe in CI) equals burn-flex's: MiniLM on the first
-/// 60 pairs of KorSTS dev (lavapipe compiles every kernel on the CPU first), every embedding and
-/// both correlations.
+/// 24 pairs of KorSTS dev (lavapipe compiles every kernel, then runs it, on the CPU: 60 pairs took
+/// three minutes), every embedding and both correlations.
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_scores_equal_flex() {
@@ -152,7 +147,7 @@ fn cuda_scores_equal_flex() {
 fn gpu_scores_equal_flex<B: burn::tensor::backend::Backend>(name: &str, tol: f32) {
     let data = prepared();
     let pairs = simcse_artifact::read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
-    let pairs = &pairs[..60];
+    let pairs = &pairs[..24];
     let cpu = Encoder::<Cpu>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())
         .unwrap();
     let gpu = Encoder::<B>::from_dir(&minilm(), Some(Pooler::Cls), Some(32), &Default::default())

@@ -12,6 +12,9 @@ pub mod config;
 pub mod encode;
 pub mod error;
 pub mod export;
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+pub mod instances;
 pub mod loss;
 pub mod mlm;
 pub mod model_dir;

@@ -170,9 +170,33 @@ pub fn tiny_init(dir: &Path, corpus: &[String]) {
 /// Whether the tests of the GPU code path should run on backend `B` (wgpu): its default device
 /// answers; see [`wgpu_ready`] for what happens when it does not.
 pub fn gpu_ready<B: burn::tensor::backend::Backend>(test: &str) -> bool {
+    cubecl_for_tests();
     let check = simcse_model::backend::check_device::<B>(&Default::default(), "the wgpu device");
     wgpu_ready(test, check.map_err(|e| e.to_string()))
 }
+
+/// cubecl's settings for this test process, before its first kernel: the least autotuning (on
+/// lavapipe each candidate kernel is compiled and timed on the CPU, most of a cold test's time; the
+/// kernels chosen compute the same values) unless `CUBECL_AUTOTUNE_LEVEL` says otherwise, and one
+/// autotune cache under the workspace's `target/` for every test binary (cubecl's default is the
+/// `target/` beside the nearest Cargo.toml, one per crate). Child processes get
+/// [`CHILD_AUTOTUNE`] through their environment.
+fn cubecl_for_tests() {
+    use cubecl_runtime::config::autotune::AutotuneLevel;
+    use cubecl_runtime::config::cache::CacheConfig;
+    use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let mut config = CubeClRuntimeConfig::from_current_dir();
+        config.autotune.level = AutotuneLevel::Minimal;
+        config.autotune.cache = CacheConfig::File(repo().join("target/cubecl-autotune"));
+        CubeClRuntimeConfig::set(config.override_from_env());
+    });
+}
+
+/// The environment entry that gives a child process (a stage binary under test) the tests' least
+/// autotuning.
+pub const CHILD_AUTOTUNE: (&str, &str) = ("CUBECL_AUTOTUNE_LEVEL", "minimal");
 
 /// The parity tolerance on CUDA, where burn's f32 matrix products run on the tensor cores in TF32
 /// (cubek-matmul picks TF32 tiles for f32 inputs when the device has them; there is no switch): 10

@@ -5,6 +5,9 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod data;
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+pub mod instances;
 pub mod run_dir;
 pub mod schedule;
 pub mod trainer;

@@ -13,12 +13,17 @@ use simcse_train::config::StsLoss;
 use simcse_train::trainer::TrainError;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
-/// burn's CPU backend has one RNG per process (`Backend::seed`), which dropout draws from: tests
-/// that train take this lock so that another test's dropout cannot consume a seeded run's numbers.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// Each burn backend has one RNG per process (`Backend::seed`), which dropout draws from: tests that
+/// train on backend `B` take its lock so that another test's dropout cannot consume a seeded run's
+/// numbers. One lock for burn-flex, one for the cubecl backends: a lavapipe test (mostly compiling
+/// kernels on one core) runs beside a CPU one.
+static RNG: [std::sync::Mutex<()>; 2] = [std::sync::Mutex::new(()), std::sync::Mutex::new(())];
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|e| e.into_inner())
+fn serial<B: burn::tensor::backend::Backend>() -> std::sync::MutexGuard<'static, ()> {
+    let cubecl = !simcse_model::backend::on_flex::<B>(&Default::default());
+    RNG[usize::from(cubecl)]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Prepared artifacts from the public data, plus a 400-pair slice of KorSTS dev for quick evaluation.
@@ -51,7 +56,7 @@ fn config(data: &Path, mode: Mode) -> TrainConfig {
 
 #[test]
 fn sup_training_on_xnli_raises_dev_spearman_and_exports_an_hf_model() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let data = prepared();
     let mut c = config(data.path(), Mode::Sup);
     c.max_steps = 12;
@@ -128,7 +133,7 @@ fn ends(v: &[f32]) -> (f32, f32) {
 
 #[test]
 fn unsup_loss_falls_on_korean_wikipedia_sentences_with_the_mlm_auxiliary_loss() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let data = prepared();
     kowiki(data.path());
     let mut c = config(data.path(), Mode::Unsup);
@@ -177,7 +182,7 @@ fn unsup_loss_falls_on_korean_wikipedia_sentences_with_the_mlm_auxiliary_loss() 
 
 #[test]
 fn same_seed_same_losses_and_nan_stops_clearly() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let data = prepared();
     let mut c = config(data.path(), Mode::Sup);
     c.batch_size = 8;
@@ -342,7 +347,7 @@ fn parity_fixture() -> (Parity, tempfile::TempDir, usize, usize) {
 }
 
 fn twenty_updates_match_pytorch<B: AutodiffBackend>(tol: f32) {
-    let _rng = serial();
+    let _rng = serial::<B>();
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let (parity, init, examples, total) = parity_fixture();
     for (name, mode, sts_loss) in PARITY_MODES {
@@ -431,7 +436,7 @@ fn bf16_updates_track_pytorch_on_cuda() {
 }
 
 fn bf16_updates_track_pytorch<B: AutodiffBackend>(backend: &str) {
-    let _rng = serial();
+    let _rng = serial::<B>();
     use simcse_train::schedule::{learning_rate, warmup_steps};
     let (parity, init, examples, total) = parity_fixture();
     let expected = &parity.modes["sup"];
@@ -488,7 +493,7 @@ fn resumed_run_matches_on_cuda() {
 }
 
 fn resumed_run_matches<B: AutodiffBackend>() {
-    let _rng = serial();
+    let _rng = serial::<B>();
     let data = prepared();
     let corpus: Vec<String> =
         simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
@@ -658,7 +663,7 @@ fn worst_diff(a: &[(&str, Vec<f32>)], b: &[(&str, Vec<f32>)]) -> f32 {
 /// the whole graph kept; with dropout off, the same as the plain one-pass batch.
 #[test]
 fn grad_cache_step_equals_the_large_batch_step() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let (parity, init, _, _) = parity_fixture();
     for (name, mode, sts_loss) in [PARITY_MODES[0], PARITY_MODES[2]] {
         let batch = random_batch(16, mode.views(), 5);
@@ -707,7 +712,7 @@ fn grad_cache_step_equals_the_large_batch_step() {
 /// dev Spearman rises, and the exported model says how it pools.
 #[test]
 fn sts_stage_on_korsts_raises_dev_spearman() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let data = prepared();
     let mut c = config(data.path(), Mode::Sts);
     c.train_file = data.path().join("sts/korsts_train.parquet");
@@ -745,7 +750,7 @@ fn sts_stage_on_korsts_raises_dev_spearman() {
 /// the same losses and bit-identical weights as the run that did not stop.
 #[test]
 fn sts_stage_with_grad_cache_and_no_duplicates_resumes_exactly() {
-    let _rng = serial();
+    let _rng = serial::<CpuTrain>();
     let data = prepared();
     let mut pairs = read_sts(&data.path().join("sts/korsts_train.parquet")).unwrap();
     pairs.truncate(20);
