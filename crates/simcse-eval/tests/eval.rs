@@ -49,10 +49,11 @@ fn minilm_scores_equal_pytorch_and_scipy() {
     // Both poolers on KLUE STS dev (1,038 sentences: KorSTS's 5,758 took minutes of CPU here; the
     // pipeline tests and `cargo xtask all` read those), each against PyTorch + scipy.
     let set = "klue_sts_dev";
-    let pairs = simcse_artifact::read_sts(&data.path().join(format!("sts/{set}.parquet"))).unwrap();
+    let path = data.path().join(format!("sts/{set}.parquet"));
+    let pairs = simcse_artifact::read_sts(&path).unwrap();
     for pooler in [Pooler::Cls, Pooler::Avg] {
         let enc = Encoder::<Cpu>::from_dir(&minilm(), Some(pooler), Some(128), &device).unwrap();
-        let r = evaluate_set(&enc, set, &data.path().join(format!("sts/{set}.parquet"))).unwrap();
+        let r = evaluate_set(&enc, set, &path).unwrap();
         let e = &expected[format!("{pooler}/{set}")];
         let (ds, dp) = (
             r.score.spearman - e["spearman"].as_f64().unwrap(),
