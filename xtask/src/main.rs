@@ -137,7 +137,12 @@ const GPU_KIT_HELP: &str =
 const GPU_KIT_MAX_BYTES: u64 = 60 << 20;
 
 fn usage() -> String {
-    let mut s = String::from("usage: cargo xtask [--release] <command> [args...]\n\ncommands:\n");
+    let mut s = String::from(
+        "usage: cargo xtask [--release] [--features F] <command> [args...]\n\n\
+         --release      the release profile (default: dev)\n\
+         --features F   cargo features added to the stage binaries' build (e.g. wgpu: the\n\
+         \x20              feature set of `cargo test --workspace`, so nothing is rebuilt)\n\ncommands:\n",
+    );
     s += ALL_HELP;
     s += GPU_KIT_HELP;
     for (name, pkg, bin, sub, what) in COMMANDS {
@@ -151,10 +156,18 @@ fn usage() -> String {
 
 fn main() -> Result<ExitCode> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let release = args.first().is_some_and(|a| a == "--release");
-    if release {
+    let mut release = false;
+    let mut features = Vec::new();
+    loop {
+        match args.first().map(String::as_str) {
+            Some("--release") => release = true,
+            Some("--features") if args.len() > 1 => features.push(args.remove(1)),
+            Some("--features") => bail!("--features needs a value, e.g. --features wgpu"),
+            _ => break,
+        }
         args.remove(0);
     }
+    FEATURES.set(features).expect("set once");
     let Some(name) = args.first().cloned() else {
         eprint!("{}", usage());
         return Ok(ExitCode::from(2));
@@ -200,9 +213,7 @@ fn stage(
         if release {
             c.arg("--release");
         }
-        if let Some(f) = device_feature(args) {
-            c.args(["--features", f]);
-        }
+        add_features(&mut c, device_feature(args));
         c.arg("--");
         c
     };
@@ -224,6 +235,20 @@ fn device_feature(args: &[String]) -> Option<&'static str> {
         "wgpu" => Some("wgpu"),
         v if v.starts_with("cuda") => Some("cuda"),
         _ => None,
+    }
+}
+
+/// The features of xtask's `--features` options.
+static FEATURES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// `--features` for a cargo build: the device's feature and those of xtask's `--features`.
+fn add_features(cmd: &mut Command, device: Option<&str>) {
+    let all: Vec<&str> = device
+        .into_iter()
+        .chain(FEATURES.get().into_iter().flatten().map(String::as_str))
+        .collect();
+    if !all.is_empty() {
+        cmd.args(["--features", &all.join(",")]);
     }
 }
 
@@ -251,9 +276,7 @@ fn build_stages(release: bool, feature: Option<&str>) -> Result<()> {
     if release {
         cmd.arg("--release");
     }
-    if let Some(f) = feature {
-        cmd.args(["--features", f]);
-    }
+    add_features(&mut cmd, feature);
     if !cmd.status().context("running cargo build")?.success() {
         bail!("building the stage binaries failed");
     }

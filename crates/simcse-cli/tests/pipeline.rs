@@ -509,13 +509,23 @@ fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
     simcse_artifact::write_sts(&data.path().join("sts/dev30.parquet"), &dev[..30]).unwrap();
     let kornli = data.path().join("kornli_triples.parquet");
     let dev30 = data.path().join("sts/dev30.parquet");
+    // The tiny fixture BERT: this checks the binaries' device plumbing; the numbers on wgpu are
+    // checked against PyTorch and burn-flex by the model, train and eval tests (lavapipe runs
+    // MiniLM's kernels on the CPU, minutes of this test's time).
+    let corpus: Vec<String> = dev[..30]
+        .iter()
+        .flat_map(|p| [p.sentence1.clone(), p.sentence2.clone()])
+        .collect();
+    let tiny = w.join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    simcse_testkit::tiny_init(&tiny, &corpus);
     let train = run(
         "simcse-train",
         &[
             "--device",
             "wgpu",
             "--init",
-            minilm,
+            tiny.to_str().unwrap(),
             "--out",
             "runs/wgpu",
             "--train-file",
