@@ -1,5 +1,5 @@
 //! `--init` / `--model` given as a Hugging Face Hub repo id (`snunlp/KR-BERT-char16424`, optionally
-//! `@revision`): the files a BERT folder needs are fetched with `hf-hub` into the shared Hugging Face
+//! `@revision`): the files a model folder needs are fetched with `hf-hub` into the shared Hugging Face
 //! cache (`$HF_HOME/hub`, default `~/.cache/huggingface/hub`, the one Python's `transformers` uses),
 //! with a progress bar, and the cached snapshot folder is used like any local folder. A path that
 //! exists is always taken as a local folder, so offline use never touches the network.

@@ -1,4 +1,4 @@
-//! Loads a Hugging Face BERT folder (model.safetensors or pytorch_model.bin) and writes it back as
+//! Loads a Hugging Face model folder (model.safetensors or pytorch_model.bin) and writes it back as
 //! `model.safetensors` + `config.json` + tokenizer files, e.g. to turn KR-BERT's .bin into safetensors:
 //!
 //!     cargo run --release -p simcse-model --example convert -- IN_DIR OUT_DIR

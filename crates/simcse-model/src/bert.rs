@@ -1,4 +1,6 @@
 //! BERT in burn, mirroring `transformers/models/bert/modeling_bert.py` (BertModel) module by module.
+//! RoBERTa, XLM-RoBERTa and ELECTRA are this model with the differences in `roberta` (position
+//! ids) and `electra` (projected embeddings), chosen by the config's `model_type`.
 //!
 //! Module and field names follow Hugging Face's (`embeddings.word_embeddings`,
 //! `encoder.layer.N.attention.self.query`, ...), so the checkpoint key mapping in `checkpoint` is only
@@ -17,7 +19,7 @@ use burn::tensor::{Int, Tensor, TensorData, activation};
 use crate::backend::on_flex;
 use crate::config::{Activation, BertConfig};
 use crate::tokenizer::Batch;
-use crate::{precision, train_mode};
+use crate::{electra, precision, roberta, train_mode};
 
 /// `transformers`' `initializer_range` default: weights ~ N(0, 0.02) when a model is made from scratch.
 pub(crate) fn init() -> Initializer {
@@ -27,15 +29,15 @@ pub(crate) fn init() -> Initializer {
     }
 }
 
-fn linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
+pub(crate) fn linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) -> Linear<B> {
     LinearConfig::new(d_in, d_out)
         .with_initializer(init())
         .init(device)
 }
 
-fn layer_norm<B: Backend>(c: &BertConfig, device: &B::Device) -> LayerNorm<B> {
+fn layer_norm<B: Backend>(c: &BertConfig, width: usize, device: &B::Device) -> LayerNorm<B> {
     // The epsilon comes from config.json (1e-12 for BERT), not burn's default 1e-5.
-    LayerNormConfig::new(c.hidden_size)
+    LayerNormConfig::new(width)
         .with_epsilon(c.layer_norm_eps)
         .init(device)
 }
@@ -49,7 +51,8 @@ fn dense<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     y.reshape([b, s, out])
 }
 
-/// `BertEmbeddings`: word + position + token type, LayerNorm, dropout.
+/// `BertEmbeddings`: word + position + token type, LayerNorm, dropout (ELECTRA: of its
+/// `embedding_size`).
 #[derive(Module, Debug)]
 pub struct BertEmbeddings<B: Backend> {
     pub word_embeddings: Embedding<B>,
@@ -57,6 +60,9 @@ pub struct BertEmbeddings<B: Backend> {
     pub token_type_embeddings: Embedding<B>,
     pub layer_norm: LayerNorm<B>,
     pub dropout: Dropout,
+    /// RoBERTa's `padding_idx`, after which positions count; `None`: 0, 1, 2, ... (BERT).
+    #[module(skip)]
+    pub padding_idx: Option<usize>,
 }
 
 impl<B: Backend> BertEmbeddings<B> {
@@ -66,12 +72,14 @@ impl<B: Backend> BertEmbeddings<B> {
                 .with_initializer(init())
                 .init(device)
         };
+        let width = c.embedding_width();
         BertEmbeddings {
-            word_embeddings: emb(c.vocab_size, c.hidden_size),
-            position_embeddings: emb(c.max_position_embeddings, c.hidden_size),
-            token_type_embeddings: emb(c.type_vocab_size, c.hidden_size),
-            layer_norm: layer_norm(c, device),
+            word_embeddings: emb(c.vocab_size, width),
+            position_embeddings: emb(c.max_position_embeddings, width),
+            token_type_embeddings: emb(c.type_vocab_size, width),
+            layer_norm: layer_norm(c, width, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
+            padding_idx: c.model_type.offset_positions().then_some(c.pad_token_id),
         }
     }
 
@@ -82,7 +90,10 @@ impl<B: Backend> BertEmbeddings<B> {
     ) -> Tensor<B, 3> {
         let [_, seq] = input_ids.dims();
         let device = input_ids.device();
-        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+        let positions = match self.padding_idx {
+            Some(p) => roberta::position_ids(input_ids.clone(), p),
+            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]),
+        };
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)
             + self.token_type_embeddings.forward(token_type_ids);
@@ -146,7 +157,7 @@ impl<B: Backend> BertResidual<B> {
     fn new(c: &BertConfig, d_in: usize, device: &B::Device) -> Self {
         BertResidual {
             dense: linear(d_in, c.hidden_size, device),
-            layer_norm: layer_norm(c, device),
+            layer_norm: layer_norm(c, c.hidden_size, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
         }
     }
@@ -297,10 +308,12 @@ pub fn cls_rows<B: Backend>(device: &B::Device) -> usize {
     if on_flex::<B>(device) { 1 } else { 2 }
 }
 
-/// `BertModel`: embeddings, encoder and the optional pooler.
+/// `BertModel`: embeddings, encoder and the optional pooler (and ELECTRA's projection).
 #[derive(Module, Debug)]
 pub struct BertModel<B: Backend> {
     pub embeddings: BertEmbeddings<B>,
+    /// ELECTRA's `embeddings_project` (see `electra`); `None` for the other types.
+    pub embeddings_project: Option<Linear<B>>,
     pub encoder: BertEncoder<B>,
     pub pooler: Option<BertPooler<B>>,
 }
@@ -333,6 +346,7 @@ impl<B: Backend> BertModel<B> {
     pub fn new(c: &BertConfig, device: &B::Device) -> Self {
         BertModel {
             embeddings: BertEmbeddings::new(c, device),
+            embeddings_project: electra::embeddings_project(c, device),
             encoder: BertEncoder {
                 layer: (0..c.num_hidden_layers)
                     .map(|_| BertLayer::new(c, device))
@@ -365,10 +379,13 @@ impl<B: Backend> BertModel<B> {
             additive: pad.clone().float().mul_scalar(f32::MIN),
             masked: pad.repeat_dim(2, s),
         };
-        let mut hidden = vec![
-            self.embeddings
-                .forward(input.input_ids, input.token_type_ids),
-        ];
+        let mut embedded = self
+            .embeddings
+            .forward(input.input_ids, input.token_type_ids);
+        if let Some(project) = &self.embeddings_project {
+            embedded = dense(project, embedded);
+        }
+        let mut hidden = vec![embedded];
         let layers = self.encoder.layer.len();
         for (i, layer) in self.encoder.layer.iter().enumerate() {
             let rows = if i + 1 == layers { rows } else { None };

@@ -14,10 +14,11 @@ use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
 use crate::model_dir::weights_path;
 
-/// HF key -> our module path. `bert.` is the prefix of `BertFor*` checkpoints (KR-BERT's among them).
+/// HF key -> our module path. `bert.`, `roberta.` and `electra.` are the prefixes of the `*For*`
+/// checkpoints (KR-BERT's `BertForPreTraining`, `RobertaForMaskedLM`, ...): see `ModelType::prefix`.
 fn hf_to_burn() -> KeyRemapper {
     KeyRemapper::from_patterns(vec![
-        (r"^bert\.", ""),
+        (r"^(bert|roberta|electra)\.", ""),
         (r"\.LayerNorm\.", ".layer_norm."),
         (r"\.attention\.self\.", ".attention.self_attention."),
     ])
@@ -40,10 +41,19 @@ fn hf_name(path: &str) -> String {
         .replace(".beta", ".bias")
 }
 
-/// Keys that checkpoints carry beside `BertModel`'s parameters and that are safe to ignore: the
-/// position-id buffer and the pre-training heads of `BertForPreTraining` (KR-BERT ships those).
+/// Keys that checkpoints carry beside the encoder's parameters and that are safe to ignore: the
+/// position- and token-type-id buffers and the pre-training heads (`BertForPreTraining`'s `cls.`,
+/// which KR-BERT ships; RoBERTa's `lm_head.`; ELECTRA's discriminator and generator heads).
 fn ignorable(key: &str) -> bool {
-    key.ends_with("position_ids") || key.starts_with("cls.")
+    const HEADS: [&str; 4] = [
+        "cls.",
+        "lm_head.",
+        "discriminator_predictions.",
+        "generator_",
+    ];
+    key.ends_with("position_ids")
+        || key.ends_with("token_type_ids")
+        || HEADS.iter().any(|h| key.starts_with(h))
 }
 
 /// What loading found besides the parameters it set.

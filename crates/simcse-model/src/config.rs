@@ -1,4 +1,5 @@
-//! `BertConfig`: the Hugging Face `config.json` of a BERT model.
+//! `BertConfig`: the Hugging Face `config.json` of a model of the BERT family (BERT, RoBERTa,
+//! XLM-RoBERTa, ELECTRA), its architecture named by `model_type`.
 
 use std::path::Path;
 
@@ -37,6 +38,66 @@ fn absolute() -> String {
     "absolute".into()
 }
 
+/// The architectures read, by `config.json`'s `model_type`. They share BERT's layers
+/// (`crate::bert`), as in text-embeddings-inference; what differs lives in a file each:
+/// `crate::roberta` (position ids, RoBERTa and XLM-RoBERTa alike) and `crate::electra` (embeddings
+/// smaller than the hidden size, projected up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ModelType {
+    #[default]
+    #[serde(rename = "bert")]
+    Bert,
+    #[serde(rename = "roberta")]
+    Roberta,
+    #[serde(rename = "xlm-roberta")]
+    XlmRoberta,
+    #[serde(rename = "electra")]
+    Electra,
+}
+
+impl ModelType {
+    pub const ALL: [ModelType; 4] = [
+        ModelType::Bert,
+        ModelType::Roberta,
+        ModelType::XlmRoberta,
+        ModelType::Electra,
+    ];
+
+    /// The `model_type` string of `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelType::Bert => "bert",
+            ModelType::Roberta => "roberta",
+            ModelType::XlmRoberta => "xlm-roberta",
+            ModelType::Electra => "electra",
+        }
+    }
+
+    /// The `transformers` class of the bare encoder, written to `architectures`.
+    pub fn class(self) -> &'static str {
+        match self {
+            ModelType::Bert => "BertModel",
+            ModelType::Roberta => "RobertaModel",
+            ModelType::XlmRoberta => "XLMRobertaModel",
+            ModelType::Electra => "ElectraModel",
+        }
+    }
+
+    /// The prefix of the encoder's weights in `*For*` checkpoints (`RobertaForMaskedLM`, ...).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            ModelType::Bert => "bert",
+            ModelType::Roberta | ModelType::XlmRoberta => "roberta",
+            ModelType::Electra => "electra",
+        }
+    }
+
+    /// Position ids count from `padding_idx + 1` (`create_position_ids_from_input_ids`).
+    pub fn offset_positions(self) -> bool {
+        matches!(self, ModelType::Roberta | ModelType::XlmRoberta)
+    }
+}
+
 /// The largest model a config may describe: 20 billion parameters (80 GB in f32), far above any BERT.
 pub const MAX_PARAMETERS: usize = 20_000_000_000;
 
@@ -44,6 +105,9 @@ pub const MAX_PARAMETERS: usize = 20_000_000_000;
 /// Keys it does not use are kept in `extra` and written back unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
+    /// `bert` where a config has no `model_type` (older BERT checkpoints, KR-BERT's among them).
+    #[serde(default)]
+    pub model_type: ModelType,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
@@ -65,6 +129,10 @@ pub struct BertConfig {
     pub pad_token_id: usize,
     #[serde(default = "absolute")]
     pub position_embedding_type: String,
+    /// ELECTRA's embedding width, projected to `hidden_size` when it differs (read for ELECTRA
+    /// only, as `transformers` does; its default there is 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -82,15 +150,48 @@ impl BertConfig {
                 source,
             },
         })?;
-        let config: BertConfig = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        let config_error = |message: String| ModelError::Config {
             path: path.into(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| config_error(e.to_string()))?;
+        if let Some(t) = value.get("model_type") {
+            let known = ModelType::ALL.iter().any(|m| t == m.name());
+            if !known {
+                let names: Vec<&str> = ModelType::ALL.iter().map(|m| m.name()).collect();
+                return Err(config_error(format!(
+                    "model_type {t} is not supported; supported: {}",
+                    names.join(", ")
+                )));
+            }
+        }
+        let config: BertConfig =
+            serde_json::from_value(value).map_err(|e| config_error(e.to_string()))?;
         config.check().map_err(|message| ModelError::Config {
             path: path.into(),
             message,
         })?;
         Ok(config)
+    }
+
+    /// The width of the embeddings: `embedding_size` for ELECTRA, else `hidden_size`.
+    pub fn embedding_width(&self) -> usize {
+        match self.model_type {
+            ModelType::Electra => self.embedding_size.unwrap_or(128),
+            _ => self.hidden_size,
+        }
+    }
+
+    /// The most tokens a sequence may have: the position embeddings' rows, less RoBERTa's
+    /// `padding_idx + 1` offset (512 of klue/roberta-base's 514).
+    pub fn max_tokens(&self) -> usize {
+        if self.model_type.offset_positions() {
+            self.max_position_embeddings
+                .saturating_sub(self.pad_token_id.saturating_add(1))
+        } else {
+            self.max_position_embeddings
+        }
     }
 
     /// Parameters the config asks for (embeddings, layers, pooler), saturating.
@@ -99,12 +200,17 @@ impl BertConfig {
         let rows = self
             .vocab_size
             .saturating_add(self.max_position_embeddings)
-            .saturating_add(self.type_vocab_size);
+            .saturating_add(self.type_vocab_size)
+            .saturating_mul(self.embedding_width());
+        let projection = match self.embedding_width() {
+            e if e == h => 0,
+            e => e.saturating_mul(h),
+        };
         let layer = h
             .saturating_mul(h)
             .saturating_mul(4)
             .saturating_add(h.saturating_mul(self.intermediate_size).saturating_mul(2));
-        rows.saturating_mul(h)
+        rows.saturating_add(projection)
             .saturating_add(layer.saturating_mul(self.num_hidden_layers))
             .saturating_add(h.saturating_mul(h))
     }
@@ -117,6 +223,7 @@ impl BertConfig {
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
+            ("embedding_size", self.embedding_width()),
         ];
         if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key} is 0"));
@@ -152,25 +259,32 @@ impl BertConfig {
                 self.position_embedding_type
             ));
         }
-        if let Some(t) = self
-            .extra
-            .get("model_type")
-            .and_then(|v| v.as_str())
-            .filter(|t| *t != "bert")
-        {
-            tracing::warn!(
-                "model_type {t:?} is read as BERT: results are only right if its layout is BERT's"
-            );
+        if self.pad_token_id >= self.vocab_size {
+            return Err(format!(
+                "pad_token_id {} is outside the vocabulary of {}",
+                self.pad_token_id, self.vocab_size
+            ));
+        }
+        if self.max_tokens() == 0 {
+            return Err(format!(
+                "max_position_embeddings {} leaves no position after the padding_idx {} offset",
+                self.max_position_embeddings, self.pad_token_id
+            ));
         }
         Ok(())
     }
 
-    /// Writes the config as `transformers` expects it (`model_type: bert`, `architectures: [BertModel]`).
+    /// Writes the config as `transformers` expects it (`model_type` and `architectures`, e.g.
+    /// `roberta` and `[RobertaModel]`).
     pub fn to_json(&self) -> Result<String> {
         let mut c = self.clone();
-        c.extra.insert("model_type".into(), "bert".into());
-        c.extra
-            .insert("architectures".into(), serde_json::json!(["BertModel"]));
+        c.extra.insert(
+            "architectures".into(),
+            serde_json::json!([self.model_type.class()]),
+        );
+        if c.model_type == ModelType::Electra {
+            c.embedding_size = Some(self.embedding_width());
+        }
         serde_json::to_string_pretty(&c)
             .map_err(|e| ModelError::Invalid(format!("config.json: {e}")))
     }

@@ -54,7 +54,7 @@ impl<B: Backend> Encoder<B> {
     }
 
     /// An encoder around a model in memory (e.g. the one being trained). `max_len` is capped at the
-    /// model's `max_position_embeddings`.
+    /// tokens the model has positions for (`BertConfig::max_tokens`).
     pub fn new(
         model: BertModel<B>,
         config: BertConfig,
@@ -63,8 +63,8 @@ impl<B: Backend> Encoder<B> {
         max_len: usize,
         device: &B::Device,
     ) -> Self {
-        let max_len = max_len.min(config.max_position_embeddings);
-        let padding = backend::padding::<B>(device, config.max_position_embeddings);
+        let max_len = max_len.min(config.max_tokens());
+        let padding = backend::padding::<B>(device, config.max_tokens());
         Encoder {
             model,
             config,

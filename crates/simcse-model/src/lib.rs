@@ -1,6 +1,7 @@
-//! The model everything else stands on: a BERT encoder in burn that computes what
-//! `transformers.BertModel` computes from the same Hugging Face checkpoint, its tokenizer,
-//! the SimCSE poolers, and an `encode` API.
+//! The model everything else stands on: an encoder in burn that computes what `transformers`'
+//! `BertModel`, `RobertaModel`, `XLMRobertaModel` and `ElectraModel` compute from the same Hugging
+//! Face checkpoint (`model_type` in its config.json), its tokenizer, the SimCSE poolers, and an
+//! `encode` API.
 //!
 //! Generic over burn backends. The CPU backend is burn-flex (see `backend`), CUDA is behind the
 //! `cuda` feature.
@@ -9,6 +10,7 @@ pub mod backend;
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod electra;
 pub mod encode;
 pub mod error;
 pub mod export;
@@ -21,11 +23,12 @@ pub mod model_dir;
 pub mod pooler;
 pub mod precision;
 pub mod rng;
+pub mod roberta;
 pub mod tokenizer;
 pub mod train_mode;
 
 pub use bert::BertModel;
-pub use config::BertConfig;
+pub use config::{BertConfig, ModelType};
 pub use encode::Encoder;
 pub use error::{ModelError, Result};
 pub use model_dir::ModelDir;

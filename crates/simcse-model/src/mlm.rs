@@ -82,14 +82,12 @@ pub struct MaskingRule {
 }
 
 impl MaskingRule {
-    /// The rule for `tokenizer`'s vocabulary; an error when it has no `[MASK]` token.
+    /// The rule for `tokenizer`'s vocabulary; an error when it has no mask token.
     pub fn for_tokenizer(tokenizer: &Tokenizer, probability: f64) -> Result<Self> {
-        let mask_id = tokenizer
-            .token_to_id("[MASK]")
-            .ok_or_else(|| ModelError::Tokenizer {
-                path: tokenizer.source().into(),
-                message: "no [MASK] token, which the MLM loss (do_mlm) needs".into(),
-            })?;
+        let mask_id = tokenizer.mask_id().ok_or_else(|| ModelError::Tokenizer {
+            path: tokenizer.source().into(),
+            message: "no [MASK] or <mask> token, which the MLM loss (do_mlm) needs".into(),
+        })?;
         Ok(MaskingRule {
             probability,
             mask_id: mask_id as i32,

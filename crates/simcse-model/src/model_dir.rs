@@ -148,10 +148,7 @@ pub fn save<B: Backend>(
     })?;
     checkpoint::write_atomic(&dir.join(SETTINGS_FILE), &(json + "\n"))?;
     // The folder also loads with `SentenceTransformer(dir)`, where the pooler has an equivalent.
-    let max_len = settings
-        .max_len
-        .unwrap_or(128)
-        .min(config.max_position_embeddings);
+    let max_len = settings.max_len.unwrap_or(128).min(config.max_tokens());
     match export::write(dir, settings.pooler, max_len, config.hidden_size) {
         Err(ModelError::Invalid(why)) => {
             tracing::info!("{}: no sentence-transformers files: {why}", dir.display());

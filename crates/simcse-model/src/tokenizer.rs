@@ -1,5 +1,7 @@
-//! The Hugging Face `tokenizers` WordPiece tokenizer: `tokenizer.json` when a model folder has one,
-//! else built from `vocab.txt` (+ `tokenizer_config.json`) the way `BertTokenizerFast` builds it.
+//! The Hugging Face `tokenizers` tokenizer of a model folder: its `tokenizer.json` when it has one
+//! (WordPiece, byte-level BPE, SentencePiece Unigram: whatever model, normalizer, specials and
+//! post-processor it names), else WordPiece built from `vocab.txt` (+ `tokenizer_config.json`) the
+//! way `BertTokenizerFast` builds it.
 
 use std::path::{Path, PathBuf};
 
@@ -43,7 +45,11 @@ impl Default for WordPieceSettings {
     }
 }
 
-/// Token ids of one text: `[CLS] ... [SEP]`, truncated to `max_len` keeping `[SEP]`.
+/// The padding tokens looked for when tokenizer.json sets no padding: BERT's, RoBERTa's.
+const PAD: [&str; 2] = ["[PAD]", "<pad>"];
+
+/// Token ids of one text with the checkpoint's specials (`[CLS] ... [SEP]`, `<s> ... </s>`),
+/// truncated to `max_len` keeping them.
 pub type Ids = Vec<u32>;
 
 /// How long a padded batch is: its longest row rounded up to a multiple of `multiple`, but never
@@ -189,11 +195,14 @@ impl Tokenizer {
     }
 
     fn finish(mut inner: tokenizers::Tokenizer, source: &Path) -> Result<Self> {
+        // The padding id tokenizer.json names, else BERT's `[PAD]` or RoBERTa's / XLM-R's `<pad>`.
         let pad_id = inner
-            .token_to_id("[PAD]")
+            .get_padding()
+            .map(|p| p.pad_id)
+            .or_else(|| PAD.iter().find_map(|t| inner.token_to_id(t)))
             .ok_or_else(|| ModelError::Tokenizer {
                 path: source.into(),
-                message: "no [PAD] token".into(),
+                message: format!("no padding token ({})", PAD.join(" or ")),
             })?;
         // Padding is done by `pad` (per batch of our choosing); truncation is set per call.
         inner.with_padding(None);
@@ -223,12 +232,22 @@ impl Tokenizer {
         &self.source
     }
 
-    /// Ids of the special tokens (`transformers`' `all_special_ids`): BERT's five by name where the
-    /// vocabulary has them, and any added token marked special in tokenizer.json.
-    pub fn special_ids(&self) -> Vec<u32> {
-        let named = ["[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"]
+    /// The mask token's id (BERT's `[MASK]`, RoBERTa's / XLM-R's `<mask>`), for the MLM loss.
+    pub fn mask_id(&self) -> Option<u32> {
+        ["[MASK]", "<mask>"]
             .iter()
-            .filter_map(|t| self.inner.token_to_id(t));
+            .find_map(|t| self.inner.token_to_id(t))
+    }
+
+    /// Ids of the special tokens (`transformers`' `all_special_ids`): BERT's five and RoBERTa's
+    /// six by name where the vocabulary has them, and any added token marked special in
+    /// tokenizer.json.
+    pub fn special_ids(&self) -> Vec<u32> {
+        let named = [
+            "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>",
+        ]
+        .iter()
+        .filter_map(|t| self.inner.token_to_id(t));
         let added = self
             .inner
             .get_added_tokens_decoder()

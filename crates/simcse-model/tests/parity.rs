@@ -193,6 +193,10 @@ where
     println!(
         "{name}: max abs diff vs PyTorch {inference:.2e} (inference), {training:.2e} (autodiff)"
     );
+    for arch in ARCHS {
+        let worst = check_arch::<B>(arch, tol);
+        println!("{name}: {arch} max abs diff vs PyTorch {worst:.2e}");
+    }
 }
 
 #[test]
@@ -478,4 +482,178 @@ fn gelu_gradient_is_exact_on<T: burn::tensor::backend::AutodiffBackend>(name: &s
     let (dy, dg) = (max_abs_diff(&yf, &yg), max_abs_diff(&gf, &gg));
     println!("GELU {name} vs flex: forward {dy:.2e}, gradient {dg:.2e}");
     assert!(dy <= 1e-5 && dg <= 1e-4, "forward {dy}, gradient {dg}");
+}
+
+/// The checkpoints of `make_arch_fixtures.py`: RobertaModel with a pooler and byte-level BPE,
+/// XLMRobertaForMaskedLM (`roberta.` keys, `lm_head`, no pooler) with SentencePiece Unigram,
+/// ElectraForPreTraining (`electra.` keys, embedding_size 16 < hidden 32) with WordPiece.
+const ARCHS: [&str; 3] = ["tiny-roberta", "tiny-xlmr", "tiny-electra"];
+
+#[derive(serde::Deserialize)]
+struct Tokens {
+    max_len: usize,
+    sentences: Vec<String>,
+    ids: Vec<Vec<u32>>,
+    batch: Vec<String>,
+}
+
+/// One architecture's folder against transformers: the tokenizer's ids (200 KorSTS sentences,
+/// truncation included) and padded batch, every hidden state, every pooler the checkpoint allows,
+/// and the same after padding further (RoBERTa's positions count past the padding); returns the
+/// largest difference.
+fn check_arch<B: burn::tensor::backend::Backend>(name: &str, tol: f32) -> f32 {
+    let dir = fixtures().join(name);
+    let device = Default::default();
+    let mut md = simcse_model::ModelDir::open(&dir).unwrap();
+    // Dropout off, so that the autodiff backends' training path computes the same.
+    md.config.hidden_dropout_prob = 0.0;
+    md.config.attention_probs_dropout_prob = 0.0;
+    let tokens: Tokens =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokens.json")).unwrap()).unwrap();
+    let texts: Vec<&str> = tokens.sentences.iter().map(String::as_str).collect();
+    let ids = md.tokenizer.encode(&texts, tokens.max_len).unwrap();
+    for (i, (got, want)) in ids.iter().zip(&tokens.ids).enumerate() {
+        assert_eq!(got, want, "{name}: sentence {i} {:?}", texts[i]);
+    }
+    let expected = read_tensors(&dir.join("expected.safetensors"));
+    let batch_texts: Vec<&str> = tokens.batch.iter().map(String::as_str).collect();
+    let rows = md.tokenizer.encode(&batch_texts, tokens.max_len).unwrap();
+    let refs: Vec<&Vec<u32>> = rows.iter().collect();
+    let batch = md.tokenizer.pad(&refs, Padding::LONGEST);
+    let as_f32 = |v: &[i32]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    assert_eq!(as_f32(&batch.input_ids), expected["input_ids"].1, "{name}");
+    assert_eq!(
+        as_f32(&batch.attention_mask),
+        expected["attention_mask"].1,
+        "{name}"
+    );
+
+    let model = md.load::<B>(&device).unwrap();
+    let layers = md.config.num_hidden_layers;
+    let mut worst = 0.0f32;
+    let mut compare = |batch: &simcse_model::tokenizer::Batch, what: &str, hidden_too: bool| {
+        let input = BertInput::<B>::new(batch, &device);
+        let mask = input.attention_mask.clone();
+        let hidden = model.forward(input);
+        assert_eq!(hidden.len(), layers + 1);
+        let seq = expected["input_ids"].0[1];
+        for (i, h) in hidden.iter().enumerate().filter(|_| hidden_too) {
+            let [b, _, d] = h.dims();
+            let h = h.clone().slice([0..b, 0..seq, 0..d]);
+            let diff = max_abs_diff(&values(h), &expected[&format!("hidden_states.{i}")].1);
+            assert!(
+                diff <= tol,
+                "{name}{what}: hidden_states.{i} differs by {diff}"
+            );
+            worst = worst.max(diff);
+        }
+        for p in Pooler::ALL {
+            let got = p.pool(&model, &hidden, mask.clone());
+            match expected.get(&format!("pooler.{p}")) {
+                Some((_, want)) => {
+                    let diff = max_abs_diff(&values(got.unwrap()), want);
+                    assert!(diff <= tol, "{name}{what}: pooler {p} differs by {diff}");
+                    worst = worst.max(diff);
+                }
+                // No pooler in the checkpoint: `cls` says what to do instead.
+                None => assert!(got.unwrap_err().to_string().contains("cls_before_pooler")),
+            }
+        }
+    };
+    compare(&batch, "", true);
+    let padded = Padding {
+        multiple: 16,
+        max_seq: md.config.max_tokens(),
+    };
+    if padded.seq(batch.seq) > batch.seq {
+        let more = md.tokenizer.pad(&refs, padded);
+        compare(&more, " padded further", true);
+    }
+    worst
+}
+
+#[test]
+fn roberta_xlmr_and_electra_match_transformers_tokens_and_states() {
+    for arch in ARCHS {
+        let worst = check_arch::<Cpu>(arch, 1e-4);
+        println!("{arch}: max abs diff vs PyTorch {worst:.2e}");
+    }
+    // The training attention path (autodiff, dropout off) on the architectures' own parts.
+    let worst = check_arch::<CpuTrain>("tiny-roberta", 1e-4);
+    println!("tiny-roberta under autodiff: {worst:.2e}");
+}
+
+#[test]
+fn config_types_are_read_written_and_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |json: &str| {
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, json).unwrap();
+        BertConfig::from_file(&p)
+    };
+    let base = r#""vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16"#;
+    let err = write(&format!(r#"{{{base},"model_type":"deberta-v2"}}"#))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("\"deberta-v2\"") && err.contains("bert, roberta, xlm-roberta, electra"),
+        "{err}"
+    );
+    // A config without model_type is BERT (older checkpoints, KR-BERT's).
+    assert_eq!(
+        write(&format!("{{{base}}}")).unwrap().model_type,
+        simcse_model::ModelType::Bert
+    );
+    for arch in ARCHS {
+        let c = BertConfig::from_file(&fixtures().join(arch).join("config.json")).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&c.to_json().unwrap()).unwrap();
+        let want = serde_json::Value::from(c.model_type.name());
+        assert_eq!(back["model_type"], want, "{arch}");
+        assert_eq!(back["architectures"][0], c.model_type.class(), "{arch}");
+    }
+    let electra = BertConfig::from_file(&fixtures().join("tiny-electra/config.json")).unwrap();
+    assert_eq!((electra.embedding_width(), electra.hidden_size), (16, 32));
+    let xlmr = BertConfig::from_file(&fixtures().join("tiny-xlmr/config.json")).unwrap();
+    assert_eq!(xlmr.max_tokens(), xlmr.max_position_embeddings - 2);
+}
+
+#[test]
+fn every_architecture_saves_and_reloads_to_the_same_outputs() {
+    let device = Default::default();
+    for arch in ARCHS {
+        let md = simcse_model::ModelDir::open(&fixtures().join(arch)).unwrap();
+        let model = md.load::<Cpu>(&device).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        checkpoint::save(&model, &md.config, out.path()).unwrap();
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(fixtures().join(arch).join(f), out.path().join(f)).unwrap();
+        }
+        let again = simcse_model::ModelDir::open(out.path()).unwrap();
+        assert_eq!(again.config.model_type, md.config.model_type);
+        let reloaded = again.load::<Cpu>(&device).unwrap();
+        let texts = ["한국어 문장 임베딩", "두 번째 문장입니다."];
+        let rows = md.tokenizer.encode(&texts, 16).unwrap();
+        let refs: Vec<&Vec<u32>> = rows.iter().collect();
+        let batch = md.tokenizer.pad(&refs, Padding::LONGEST);
+        let a = model
+            .forward(BertInput::new(&batch, &device))
+            .pop()
+            .unwrap();
+        let b = reloaded
+            .forward(BertInput::new(&batch, &device))
+            .pop()
+            .unwrap();
+        assert_eq!(values(a), values(b), "{arch}");
+        // The file has the bare encoder's keys, as transformers' `*Model.save_pretrained` writes them.
+        let keys = read_tensors(&out.path().join("model.safetensors"));
+        assert!(
+            keys.keys()
+                .all(|k| !k.starts_with("roberta.") && !k.starts_with("electra."))
+        );
+        assert_eq!(
+            keys.contains_key("embeddings_project.weight"),
+            md.config.model_type == simcse_model::ModelType::Electra,
+            "{arch}"
+        );
+    }
 }

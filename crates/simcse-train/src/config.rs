@@ -59,7 +59,7 @@ pub enum MlpInit {
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub mode: Mode,
-    /// A Hugging Face BERT folder (config.json, weights, vocab.txt or tokenizer.json).
+    /// A Hugging Face model folder (config.json, weights, vocab.txt or tokenizer.json).
     pub init: PathBuf,
     /// The corpus: `kornli_triples.parquet` (sup), `wiki_sentences.parquet` (unsup) or
     /// `sts/korsts_train.parquet` (sts). Empty: the prepare stage's default path for the mode.

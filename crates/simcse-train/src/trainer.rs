@@ -149,6 +149,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         config: TrainConfig,
         device: &B::Device,
     ) -> Result<Self> {
+        if config.max_len > bert_config.max_tokens() {
+            return Err(TrainError::Config(format!(
+                "max_len {} is more than the {} tokens the model has positions for",
+                config.max_len,
+                bert_config.max_tokens()
+            )));
+        }
         if config.pooler == simcse_model::Pooler::Cls
             && (config.mlp_init == MlpInit::Fresh || model.pooler.is_none())
         {
@@ -363,7 +370,7 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// How the training batches pad on this device (see [`simcse_model::backend::padding`]).
     pub fn padding(&self) -> Padding {
-        simcse_model::backend::padding::<B>(&self.device, self.bert_config.max_position_embeddings)
+        simcse_model::backend::padding::<B>(&self.device, self.bert_config.max_tokens())
     }
 
     fn trainable(&self) -> Trainable<B> {

@@ -839,3 +839,65 @@ fn sts_stage_with_grad_cache_and_no_duplicates_resumes_exactly() {
         .to_string();
     assert!(err.contains("is intact"), "{err}");
 }
+
+/// RoBERTa (byte-level BPE, a pooler), XLM-RoBERTa (Unigram, `<mask>`, no pooler: a fresh MLP) and
+/// ELECTRA (projected embeddings, no pooler) checkpoints of the model crate's fixtures train in the
+/// sup mode with the MLM loss and in the unsup mode, and their exported folders keep their type.
+#[test]
+fn every_architecture_trains_and_exports_its_type() {
+    let _rng = serial::<CpuTrain>();
+    let data = prepared();
+    kowiki(data.path());
+    let models = simcse_testkit::repo().join("crates/simcse-model/tests/fixtures");
+    for arch in ["tiny-roberta", "tiny-xlmr", "tiny-electra"] {
+        let init = models.join(arch);
+        let want = simcse_model::BertConfig::from_file(&init.join("config.json")).unwrap();
+        for mode in [Mode::Sup, Mode::Unsup] {
+            let mut c = config(data.path(), mode);
+            c.init = init.clone();
+            c.out = data.path().join(format!("run-{arch}-{mode:?}"));
+            c.batch_size = 8;
+            c.max_len = 16;
+            c.eval_max_len = 16;
+            c.max_steps = 3;
+            c.learning_rate = 1e-3;
+            c.do_mlm = mode == Mode::Sup;
+            let mut t = Trainer::<CpuTrain>::new(c.clone(), &Default::default()).unwrap();
+            let s = t.fit().unwrap();
+            assert_eq!(s.updates, 3, "{arch} {mode:?}");
+            assert!(
+                s.losses.iter().all(|l| l.is_finite() && *l > 0.0),
+                "{arch} {mode:?}: {:?}",
+                s.losses
+            );
+            let out = simcse_model::ModelDir::open(&c.out.join("model")).unwrap();
+            assert_eq!(out.config.model_type, want.model_type, "{arch}");
+            assert_eq!(
+                out.config.embedding_width(),
+                want.embedding_width(),
+                "{arch}"
+            );
+            let enc = simcse_model::Encoder::<simcse_model::backend::Cpu>::from_dir(
+                &c.out.join("model"),
+                None,
+                None,
+                &Default::default(),
+            )
+            .unwrap();
+            let e = enc.encode(&["문장 하나"]).unwrap();
+            assert_eq!((e.len(), e[0].len()), (1, want.hidden_size), "{arch}");
+        }
+    }
+    // A max_len past the positions is refused before any work.
+    let mut c = config(data.path(), Mode::Sup);
+    c.init = models.join("tiny-xlmr");
+    c.max_len = 64;
+    let err = Trainer::<CpuTrain>::new(c, &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("max_len 64") && err.contains("24 tokens"),
+        "{err}"
+    );
+}

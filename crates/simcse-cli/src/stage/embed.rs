@@ -517,7 +517,7 @@ fn export(a: ExportArgs) -> Result<()> {
         simcse_model::model_dir::save(&model, &dir.config, &local, &settings, &a.out)?;
     }
     println!(
-        "{}: a Hugging Face BERT folder that also loads with SentenceTransformer(\"{}\") (pooler {}, max_seq_length {})",
+        "{}: a Hugging Face model folder that also loads with SentenceTransformer(\"{}\") (pooler {}, max_seq_length {})",
         a.out.display(),
         a.out.display(),
         settings.pooler.name(),

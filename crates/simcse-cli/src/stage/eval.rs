@@ -17,7 +17,7 @@ use simcse_model::Pooler;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Evaluate sentence encoders (Hugging Face BERT folders) on KorSTS and KLUE STS"
+    about = "Evaluate sentence encoders (Hugging Face model folders) on KorSTS and KLUE STS"
 )]
 struct Cli {
     /// A model folder: config.json, model.safetensors or pytorch_model.bin, tokenizer.json or vocab.txt,

@@ -1,4 +1,4 @@
-//! `simcse-train`: SimCSE training from a Hugging Face BERT folder and a prepared corpus.
+//! `simcse-train`: SimCSE training from a Hugging Face model folder and a prepared corpus.
 
 use std::path::PathBuf;
 
@@ -15,7 +15,7 @@ use simcse_train::{Mode, TrainConfig, Trainer};
 #[command(
     version,
     about = "Train a SimCSE sentence encoder",
-    long_about = "Train a SimCSE sentence encoder.\n\nReads a Hugging Face BERT folder (--init) and the prepare stage's corpus \
+    long_about = "Train a SimCSE sentence encoder.\n\nReads a Hugging Face model folder (--init) and the prepare stage's corpus \
 (kornli_triples.parquet for --mode sup, wiki_sentences.parquet for --mode unsup, sts/korsts_train.parquet for --mode sts); writes <out>/model/ (the best model on the \
 dev set, Hugging Face layout + simcse.json), <out>/metrics.jsonl, <out>/config.toml and <out>/checkpoints/.\n\nEvery key of \
 the config file is also an option; options override the file, in any order. The defaults shown are those of a run without \
@@ -43,7 +43,8 @@ pub struct ConfigKeys {
     /// sts: scored pairs (the STS stage, with --sts-loss).
     #[arg(long, value_enum)]
     mode: Option<Mode>,
-    /// The model to start from: a Hugging Face BERT folder, or a Hub repo id such as
+    /// The model to start from: a Hugging Face model folder (BERT, RoBERTa, XLM-RoBERTa or ELECTRA),
+    /// or a Hub repo id such as
     /// snunlp/KR-BERT-char16424 (fetched into the shared Hugging Face cache; a local path wins).
     #[arg(long)]
     init: Option<PathBuf>,
@@ -187,7 +188,7 @@ pub fn main() -> Result<()> {
     let mut config = TrainConfig::load(cli.config.as_deref(), overrides)?;
     if config.init.as_os_str().is_empty() {
         bail!(
-            "no model to start from: pass --init DIR (a Hugging Face BERT folder) or a Hub repo id"
+            "no model to start from: pass --init DIR (a Hugging Face model folder) or a Hub repo id"
         );
     }
     config.init = crate::hub::resolve(&config.init)?;
