@@ -10,17 +10,20 @@ use burn_store::{
 };
 
 use crate::bert::BertModel;
-use crate::config::BertConfig;
+use crate::config::{BertConfig, ModelType};
 use crate::error::{ModelError, Result};
 use crate::model_dir::weights_path;
 
-/// HF key -> our module path. `bert.`, `roberta.` and `electra.` are the prefixes of the `*For*`
-/// checkpoints (KR-BERT's `BertForPreTraining`, `RobertaForMaskedLM`, ...): see `ModelType::prefix`.
+/// HF key -> our module path. Each type's `ModelType::prefix` (`bert.`, `roberta.`, `electra.`)
+/// is dropped: the `*For*` checkpoints (KR-BERT's `BertForPreTraining`, `RobertaForMaskedLM`, ...)
+/// hold the encoder under it.
 fn hf_to_burn() -> KeyRemapper {
+    let mut prefixes: Vec<&str> = ModelType::ALL.iter().map(|m| m.prefix()).collect();
+    prefixes.dedup(); // RoBERTa and XLM-RoBERTa share `roberta.`
     KeyRemapper::from_patterns(vec![
-        (r"^(bert|roberta|electra)\.", ""),
-        (r"\.LayerNorm\.", ".layer_norm."),
-        (r"\.attention\.self\.", ".attention.self_attention."),
+        (format!(r"^({})\.", prefixes.join("|")), ""),
+        (r"\.LayerNorm\.".into(), ".layer_norm."),
+        (r"\.attention\.self\.".into(), ".attention.self_attention."),
     ])
     .expect("static patterns")
 }
@@ -296,6 +299,9 @@ mod tests {
             remap(&to, k),
             "encoder.layer.3.attention.self_attention.query.weight"
         );
+        for k in ["roberta.pooler.dense.bias", "electra.pooler.dense.bias"] {
+            assert_eq!(remap(&to, k), "pooler.dense.bias");
+        }
         assert_eq!(
             remap(&to, "embeddings.LayerNorm.gamma"),
             "embeddings.layer_norm.gamma"
