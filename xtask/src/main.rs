@@ -379,7 +379,7 @@ fn all(args: &[String], release: bool) -> Result<()> {
                     .context("running scripts/fetch-minilm.sh (needs python3 with pip)")?;
                 if !ok.success() {
                     bail!(
-                        "scripts/fetch-minilm.sh failed: pass --init DIR with a BERT folder instead"
+                        "scripts/fetch-minilm.sh failed: pass --init DIR with a model folder instead"
                     );
                 }
             }

@@ -113,6 +113,7 @@ pub fn embed_file<B: Backend>(encoder: &Encoder<B>, opts: &EmbedOptions) -> Resu
     let mut options = serde_json::to_value(opts).unwrap_or_default();
     options["pooler"] = encoder.pooler.name().into();
     options["max_len"] = encoder.max_len.into();
+    options["prefix"] = encoder.prefix.clone().into();
     options["dim"] = dim.into();
     options["damage"] = damage.into();
     write_manifest(
@@ -309,6 +310,32 @@ mod tests {
         embed_file(&enc, &raw).unwrap();
         let err = Corpus::open(&out, true).err().unwrap().to_string();
         assert!(err.contains("rebuild it with `index`"), "{err}");
+    }
+
+    /// With a prefix ("query: ", as e5 expects) the vectors are those of the prefixed sentences;
+    /// the stored text and the manifest keep the sentence as given and the prefix apart.
+    #[test]
+    fn a_prefix_is_embedded_but_not_stored() {
+        let mut enc = minilm();
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("s.txt");
+        std::fs::write(&input, "라면은 언제 들어왔나?\n서울의 인구\n").unwrap();
+        let out = dir.path().join("e.parquet");
+        let plain = enc
+            .encode(&["query: 라면은 언제 들어왔나?", "query: 서울의 인구"])
+            .unwrap();
+        enc.prefix = "query: ".into();
+        let raw = EmbedOptions {
+            normalize: false,
+            ..options(&input, &out)
+        };
+        embed_file(&enc, &raw).unwrap();
+        let stored = simcse_artifact::read_embeddings(&out).unwrap();
+        assert_eq!(stored.texts, ["라면은 언제 들어왔나?", "서울의 인구"]);
+        let want: Vec<f32> = plain.concat();
+        assert!(simcse_testkit::max_abs_diff(&stored.vectors, &want) < 1e-6);
+        let manifest = std::fs::read_to_string(simcse_artifact::manifest_path(&out)).unwrap();
+        assert!(manifest.contains("\"prefix\": \"query: \""), "{manifest}");
     }
 
     /// Bad rows are counted with their place (strict: the first is an error); ids come from a column.

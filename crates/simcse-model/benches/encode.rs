@@ -1,5 +1,6 @@
 //! Encode throughput (sentences/s, tokenization included) on KorSTS test sentences:
-//! all-MiniLM-L6-v2 at max_len 128 and a random BERT-base with KR-BERT's char vocab at max_len 64.
+//! all-MiniLM-L6-v2 at max_len 128, and a random BERT-base and RoBERTa-base with KR-BERT's char
+//! vocab at max_len 64.
 //! Run `encode_reference.py` beside this file for PyTorch on the same sentences and batching.
 //!
 //!     cargo bench -p simcse-model --bench encode [--features ndarray]
@@ -59,13 +60,16 @@ fn minilm<B: Backend>(name: &str, sents: &[&str]) {
     measure(&format!("{name} all-MiniLM-L6-v2 max_len 128"), &enc, sents);
 }
 
-fn bert_base<B: Backend>(name: &str, sents: &[&str]) {
+/// A random base-size encoder with KR-BERT's char vocabulary: `bert`, or `roberta` of the same
+/// sizes (its position ids count from the pad id; klue/roberta-base also pairs RoBERTa weights
+/// with a WordPiece vocabulary), to show the architectures cost the same.
+fn base<B: Backend>(name: &str, model_type: &str, sents: &[&str]) {
     let shared = std::env::var_os("SIMCSE_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/data"));
-    let config: BertConfig = serde_json::from_str(
-        r#"{"vocab_size":16424,"hidden_size":768,"num_hidden_layers":12,"num_attention_heads":12,"intermediate_size":3072}"#,
-    )
+    let config: BertConfig = serde_json::from_str(&format!(
+        r#"{{"model_type":"{model_type}","vocab_size":16424,"hidden_size":768,"num_hidden_layers":12,"num_attention_heads":12,"intermediate_size":3072,"max_position_embeddings":514,"pad_token_id":0}}"#,
+    ))
     .expect("config");
     let device = Default::default();
     let tokenizer = Tokenizer::from_vocab(
@@ -82,7 +86,7 @@ fn bert_base<B: Backend>(name: &str, sents: &[&str]) {
         &device,
     );
     measure(
-        &format!("{name} random BERT-base (KR-BERT vocab) max_len 64"),
+        &format!("{name} random {model_type}-base (KR-BERT vocab) max_len 64"),
         &enc,
         sents,
     );
@@ -95,7 +99,8 @@ fn main() {
     // SIMCSE_BENCH=bert-base or minilm runs one model only.
     let only = std::env::var("SIMCSE_BENCH").unwrap_or_default();
     if only == "bert-base" {
-        bert_base::<simcse_model::backend::Cpu>("flex", &all[..512]);
+        base::<simcse_model::backend::Cpu>("flex", "bert", &all[..512]);
+        base::<simcse_model::backend::Cpu>("flex", "roberta", &all[..512]);
         return;
     }
     minilm::<simcse_model::backend::Cpu>("flex", &all);
@@ -104,7 +109,8 @@ fn main() {
     if only == "minilm" {
         return;
     }
-    bert_base::<simcse_model::backend::Cpu>("flex", &all[..512]);
+    base::<simcse_model::backend::Cpu>("flex", "bert", &all[..512]);
+    base::<simcse_model::backend::Cpu>("flex", "roberta", &all[..512]);
     #[cfg(feature = "ndarray")]
-    bert_base::<burn::backend::NdArray>("ndarray", &all[..512]);
+    base::<burn::backend::NdArray>("ndarray", "bert", &all[..512]);
 }

@@ -88,11 +88,16 @@ impl<B: Backend> BertEmbeddings<B> {
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
-        let [_, seq] = input_ids.dims();
+        let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
+        // One row of positions per sentence: a [1, seq] row broadcast in the sum below made burn-flex
+        // copy it strided into every row, and BERT encoded 3-9% slower than RoBERTa
+        // (BENCHMARKS.md "Architectures").
         let positions = match self.padding_idx {
             Some(p) => roberta::position_ids(input_ids.clone(), p),
-            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device).reshape([1, seq]),
+            None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
+                .reshape([1, seq])
+                .repeat_dim(0, batch),
         };
         let x = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(positions)

@@ -23,6 +23,9 @@ pub struct Encoder<B: Backend> {
     pub max_len: usize,
     /// Sentences per forward pass.
     pub batch_size: usize,
+    /// Text put before every sentence, as models trained with instructions expect (e5's
+    /// "query: " / "passage: ", bge's query instruction). Empty by default.
+    pub prefix: String,
     padding: Padding,
     device: B::Device,
 }
@@ -72,15 +75,25 @@ impl<B: Backend> Encoder<B> {
             pooler,
             max_len,
             batch_size: 64,
+            prefix: String::new(),
             padding,
             device: device.clone(),
         }
     }
 
-    /// Embeds sentences (not normalised), in input order. Sentences are sorted by token count and
+    /// Embeds sentences (not normalised), in input order, each after [`Self::prefix`]. Sentences are sorted by token count and
     /// batched so that each batch pads to a similar length.
     pub fn encode(&self, sentences: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let ids = self.tokenizer.encode(sentences, self.max_len)?;
+        let ids = if self.prefix.is_empty() {
+            self.tokenizer.encode(sentences, self.max_len)?
+        } else {
+            let prefixed: Vec<String> = sentences
+                .iter()
+                .map(|s| format!("{}{s}", self.prefix))
+                .collect();
+            let refs: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+            self.tokenizer.encode(&refs, self.max_len)?
+        };
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(ids[i].len()));
         let chunks: Vec<&[usize]> = order.chunks(self.batch_size.max(1)).collect();

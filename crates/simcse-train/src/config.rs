@@ -290,6 +290,22 @@ mod tests {
         );
     }
 
+    /// Every shipped recipe reads as a config (a renamed key would otherwise surface only when a
+    /// user starts that run).
+    #[test]
+    fn every_shipped_config_loads() {
+        let configs = simcse_testkit::repo().join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&configs).unwrap() {
+            let path = e.unwrap().path();
+            if let Err(e) = TrainConfig::load(Some(&path), toml::Table::new()) {
+                panic!("{}: {e}", path.display());
+            }
+            n += 1;
+        }
+        assert!(n >= 8, "{n} configs");
+    }
+
     /// Mutated copies of every shipped config (and a checkpoint's `state.json`) are read without a
     /// panic: an error names the file, or the result is a config.
     #[test]

@@ -70,6 +70,11 @@ struct ModelArgs {
     /// cpu, wgpu or cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: Device,
+    /// Text put before every sentence, for models trained with instructions: e5 wants
+    /// "passage: " when embedding a corpus and "query: " for `search`/`serve`; bge asks for its
+    /// query instruction on queries only. Kept out of the stored text.
+    #[arg(long, default_value = "")]
+    prefix: String,
 }
 
 #[derive(Args)]
@@ -242,6 +247,7 @@ fn encoder<B: Backend>(
     let mut enc = Encoder::from_dir(&local, args.pooler, args.max_len, device)
         .with_context(|| format!("loading the model {}", spec.display()))?;
     enc.batch_size = args.batch_size.unwrap_or(64);
+    enc.prefix = args.prefix.clone();
     Ok((enc, spec.to_path_buf()))
 }
 
@@ -451,6 +457,7 @@ impl Job for Mine {
             "model": model.display().to_string(),
             "pooler": enc.pooler.name(),
             "max_len": enc.max_len,
+            "prefix": enc.prefix,
             "top_k": a.top_k,
             "margin": a.margin,
             "depth": a.depth,
