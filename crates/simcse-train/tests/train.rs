@@ -976,7 +976,8 @@ fn sts_stage_with_grad_cache_and_no_duplicates_resumes_exactly() {
 
 /// RoBERTa (byte-level BPE, a pooler), XLM-RoBERTa (Unigram, `<mask>`, no pooler: a fresh MLP) and
 /// ELECTRA (projected embeddings, no pooler) checkpoints of the model crate's fixtures train in the
-/// sup mode with the MLM loss and in the unsup mode, and their exported folders keep their type.
+/// sup mode with the MLM loss, in the unsup mode and in the STS stage, and their exported folders
+/// keep their type.
 #[test]
 fn every_architecture_trains_and_exports_its_type() {
     let _rng = serial::<CpuTrain>();
@@ -986,8 +987,11 @@ fn every_architecture_trains_and_exports_its_type() {
     for arch in ["tiny-roberta", "tiny-xlmr", "tiny-electra"] {
         let init = models.join(arch);
         let want = simcse_model::BertConfig::from_file(&init.join("config.json")).unwrap();
-        for mode in [Mode::Sup, Mode::Unsup] {
+        for mode in [Mode::Sup, Mode::Unsup, Mode::Sts] {
             let mut c = config(data.path(), mode);
+            if mode == Mode::Sts {
+                c.train_file = data.path().join("sts/korsts_train.parquet");
+            }
             c.init = init.clone();
             c.out = data.path().join(format!("run-{arch}-{mode:?}"));
             c.batch_size = 8;
