@@ -81,8 +81,8 @@ impl<B: Backend> Encoder<B> {
         }
     }
 
-    /// Embeds sentences (not normalised), in input order, each after [`Self::prefix`]. Sentences are sorted by token count and
-    /// batched so that each batch pads to a similar length.
+    /// Embeds sentences (not normalised), in input order, each after [`Self::prefix`]. Sentences
+    /// are sorted by token count and batched so that each batch pads to a similar length.
     pub fn encode(&self, sentences: &[&str]) -> Result<Vec<Vec<f32>>> {
         let ids = if self.prefix.is_empty() {
             self.tokenizer.encode(sentences, self.max_len)?
