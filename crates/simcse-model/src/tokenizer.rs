@@ -47,6 +47,10 @@ impl Default for WordPieceSettings {
 
 /// The padding tokens looked for when tokenizer.json sets no padding: BERT's, RoBERTa's.
 const PAD: [&str; 2] = ["[PAD]", "<pad>"];
+/// The mask tokens, BERT's and RoBERTa's.
+const MASK: [&str; 2] = ["[MASK]", "<mask>"];
+/// The other special tokens by name, BERT's and RoBERTa's.
+const OTHER_SPECIALS: [&str; 6] = ["[CLS]", "[SEP]", "[UNK]", "<s>", "</s>", "<unk>"];
 
 /// Token ids of one text with the checkpoint's specials (`[CLS] ... [SEP]`, `<s> ... </s>`),
 /// truncated to `max_len` keeping them.
@@ -234,20 +238,18 @@ impl Tokenizer {
 
     /// The mask token's id (BERT's `[MASK]`, RoBERTa's / XLM-R's `<mask>`), for the MLM loss.
     pub fn mask_id(&self) -> Option<u32> {
-        ["[MASK]", "<mask>"]
-            .iter()
-            .find_map(|t| self.inner.token_to_id(t))
+        MASK.iter().find_map(|t| self.inner.token_to_id(t))
     }
 
     /// Ids of the special tokens (`transformers`' `all_special_ids`): BERT's five and RoBERTa's
     /// six by name where the vocabulary has them, and any added token marked special in
     /// tokenizer.json.
     pub fn special_ids(&self) -> Vec<u32> {
-        let named = [
-            "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "<s>", "</s>", "<pad>", "<unk>", "<mask>",
-        ]
-        .iter()
-        .filter_map(|t| self.inner.token_to_id(t));
+        let named = OTHER_SPECIALS
+            .iter()
+            .chain(&PAD)
+            .chain(&MASK)
+            .filter_map(|t| self.inner.token_to_id(t));
         let added = self
             .inner
             .get_added_tokens_decoder()

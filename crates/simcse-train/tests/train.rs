@@ -477,8 +477,8 @@ struct ArchParity {
 #[derive(serde::Deserialize)]
 struct ArchRun {
     pooler: simcse_model::Pooler,
-    batches: Vec<ParityBatch>,
-    losses: Vec<f32>,
+    #[serde(flatten)]
+    updates: ParityMode,
 }
 
 #[test]
@@ -516,9 +516,9 @@ fn architectures_train_like_pytorch<B: AutodiffBackend>(tol: f32) {
         c.pooler = run.pooler;
         (c.max_len, c.eval_max_len) = (16, 16); // within the fixtures' positions (XLM-R: 24)
         let mut t = Trainer::<B>::new(c, &Default::default()).unwrap();
-        let worst = fixture_updates(&mut t, &run.batches, examples, total)
+        let worst = fixture_updates(&mut t, &run.updates.batches, examples, total)
             .iter()
-            .zip(&run.losses)
+            .zip(&run.updates.losses)
             .map(|(a, b)| (a - b).abs())
             .fold(0f32, f32::max);
         let ours = weights(&t);
