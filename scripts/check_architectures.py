@@ -2,7 +2,8 @@
 """Every stage on checkpoints this project never saw, against transformers and sentence-transformers.
 
 For each supported architecture, a random checkpoint is made here by transformers, with sizes,
-vocabularies (tokenizers trained here on KorSTS train: byte-level BPE, Unigram, WordPiece) and
+vocabularies (tokenizers trained here on KorSTS train: byte-level BPE, Unigram with <s> or [CLS],
+WordPiece) and
 options unlike the committed test fixtures. Each goes through our binaries:
   simcse-train (a few sup updates on KorNLI triples), simcse-eval (KorSTS dev),
   simcse-embed embed / export / mine, simcse-embed serve (POST /embed),
@@ -34,8 +35,9 @@ import torch
 from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (AutoModel, AutoTokenizer, BertConfig, BertModel, ElectraConfig, ElectraForPreTraining,
-                          PreTrainedTokenizerFast, RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
+from transformers import (AutoModel, AutoTokenizer, BertConfig, BertModel, DebertaV2Config, DebertaV2ForMaskedLM,
+                          DebertaV2Model, ElectraConfig, ElectraForPreTraining, PreTrainedTokenizerFast,
+                          RobertaConfig, RobertaModel, XLMRobertaConfig, XLMRobertaModel)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default="target/release")
@@ -59,7 +61,7 @@ sample = [r[5] for r in dev[:120]] + ["짧은 문장", "아주 " * 60 + "긴 문
 
 
 def specials(kind):
-    if kind == "wordpiece":
+    if kind in ("wordpiece", "spm"):
         return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], dict(
             pad_token="[PAD]", unk_token="[UNK]", mask_token="[MASK]", cls_token="[CLS]", sep_token="[SEP]")
     return ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], dict(
@@ -75,12 +77,12 @@ def tokenizer(kind, vocab):
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=names,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    elif kind == "unigram":
+    elif kind in ("unigram", "spm"):
         tok = Tokenizer(models.Unigram())
         tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
-        trainer = trainers.UnigramTrainer(vocab_size=vocab, special_tokens=names, unk_token="<unk>")
+        trainer = trainers.UnigramTrainer(vocab_size=vocab, special_tokens=names, unk_token=special["unk_token"])
     else:
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
@@ -89,7 +91,7 @@ def tokenizer(kind, vocab):
         trainer = trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=names)
     tok.train_from_iterator(train_text, trainer)
     cls, sep = special["cls_token"], special["sep_token"]
-    if kind == "wordpiece":
+    if kind in ("wordpiece", "spm"):  # DeBERTa-v3's SentencePiece model has [CLS] ... [SEP] too
         tok.post_processor = processors.TemplateProcessing(
             single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))])
@@ -129,6 +131,19 @@ ARCHS = {
     "bert": ("wordpiece", 1200, lambda t: BertModel(BertConfig(
         hidden_size=36, num_hidden_layers=2, num_attention_heads=3, intermediate_size=50, hidden_act="gelu_new",
         max_position_embeddings=64, layer_norm_eps=1e-7, **ids(t)))),
+    # DeBERTa-v3 as mdeberta / kf-deberta are built (shared keys, buckets, normed relative embeddings, no
+    # absolute positions, no token types), and an older v2 (c2p only, own projection, no buckets but a
+    # clamp at 12 positions, absolute positions, the convolution with tanh, an MLM head in the file).
+    "deberta-v3": ("spm", 1500, lambda t: DebertaV2Model(DebertaV2Config(
+        hidden_size=48, num_hidden_layers=3, num_attention_heads=6, intermediate_size=80, relative_attention=True,
+        pos_att_type=["p2c", "c2p"], share_att_key=True, position_buckets=16, max_relative_positions=64,
+        norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0, max_position_embeddings=64,
+        layer_norm_eps=1e-7, **ids(t)))),
+    "deberta-v2": ("wordpiece", 1400, lambda t: DebertaV2ForMaskedLM(DebertaV2Config(
+        hidden_size=40, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, hidden_act="gelu_new",
+        relative_attention=True, pos_att_type="c2p", share_att_key=False, position_buckets=-1,
+        max_relative_positions=12, position_biased_input=True, type_vocab_size=2, conv_kernel_size=5,
+        conv_act="tanh", max_position_embeddings=64, layer_norm_eps=1e-7, **ids(t)))),
 }
 
 

@@ -1,6 +1,6 @@
 //! Encode throughput (sentences/s, tokenization included) on KorSTS test sentences:
-//! all-MiniLM-L6-v2 at max_len 128, and a random BERT-base and RoBERTa-base with KR-BERT's char
-//! vocab at max_len 64.
+//! all-MiniLM-L6-v2 at max_len 128, and a random BERT-base, RoBERTa-base and DeBERTa-v2-base
+//! (kf-deberta's settings, mean pooling) with KR-BERT's char vocab at max_len 64.
 //! Run `encode_reference.py` beside this file for PyTorch on the same sentences and batching.
 //!
 //!     cargo bench -p simcse-model --bench encode [--features ndarray]
@@ -60,15 +60,23 @@ fn minilm<B: Backend>(name: &str, sents: &[&str]) {
     measure(&format!("{name} all-MiniLM-L6-v2 max_len 128"), &enc, sents);
 }
 
+/// kf-deberta-base's DeBERTa-v2 settings (its vocabulary aside).
+const KF_DEBERTA: &str = r#","type_vocab_size":0,"relative_attention":true,"pos_att_type":["p2c","c2p"],"share_att_key":true,"position_buckets":256,"max_relative_positions":512,"norm_rel_ebd":"layer_norm","position_biased_input":false,"layer_norm_eps":1e-7"#;
+
 /// A random base-size encoder with KR-BERT's char vocabulary: `bert`, or `roberta` of the same
 /// sizes (its position ids count from the pad id; klue/roberta-base also pairs RoBERTa weights
-/// with a WordPiece vocabulary), to show the architectures cost the same.
+/// with a WordPiece vocabulary), to show the architectures cost the same; or `deberta-v2` as
+/// kf-deberta-base, read with mean pooling (it has no pooler).
 fn base<B: Backend>(name: &str, model_type: &str, sents: &[&str]) {
     let shared = std::env::var_os("SIMCSE_SHARED_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/data"));
+    let (extra, pooler) = match model_type {
+        "deberta-v2" => (KF_DEBERTA, Pooler::Avg),
+        _ => ("", Pooler::Cls),
+    };
     let config: BertConfig = serde_json::from_str(&format!(
-        r#"{{"model_type":"{model_type}","vocab_size":16424,"hidden_size":768,"num_hidden_layers":12,"num_attention_heads":12,"intermediate_size":3072,"max_position_embeddings":514,"pad_token_id":0}}"#,
+        r#"{{"model_type":"{model_type}","vocab_size":16424,"hidden_size":768,"num_hidden_layers":12,"num_attention_heads":12,"intermediate_size":3072,"max_position_embeddings":514,"pad_token_id":0{extra}}}"#,
     ))
     .expect("config");
     let device = Default::default();
@@ -81,7 +89,7 @@ fn base<B: Backend>(name: &str, model_type: &str, sents: &[&str]) {
         BertModel::<B>::new(&config, &device),
         config,
         tokenizer,
-        Pooler::Cls,
+        pooler,
         64,
         &device,
     );
@@ -103,6 +111,10 @@ fn main() {
         base::<simcse_model::backend::Cpu>("flex", "roberta", &all[..512]);
         return;
     }
+    if only == "deberta-base" {
+        base::<simcse_model::backend::Cpu>("flex", "deberta-v2", &all[..512]);
+        return;
+    }
     minilm::<simcse_model::backend::Cpu>("flex", &all);
     #[cfg(feature = "ndarray")]
     minilm::<burn::backend::NdArray>("ndarray", &all);
@@ -111,6 +123,7 @@ fn main() {
     }
     base::<simcse_model::backend::Cpu>("flex", "bert", &all[..512]);
     base::<simcse_model::backend::Cpu>("flex", "roberta", &all[..512]);
+    base::<simcse_model::backend::Cpu>("flex", "deberta-v2", &all[..512]);
     #[cfg(feature = "ndarray")]
     base::<burn::backend::NdArray>("ndarray", "bert", &all[..512]);
 }

@@ -1,10 +1,12 @@
 //! BERT in burn, mirroring `transformers/models/bert/modeling_bert.py` (BertModel) module by module.
-//! RoBERTa, XLM-RoBERTa and ELECTRA are this model with the differences in `roberta` (position
-//! ids) and `electra` (projected embeddings), chosen by the config's `model_type`.
+//! RoBERTa, XLM-RoBERTa, ELECTRA and DeBERTa-v2 are this model with the differences in `roberta`
+//! (position ids), `electra` (projected embeddings) and `deberta` (disentangled relative
+//! attention), chosen by the config's `model_type`.
 //!
 //! Module and field names follow Hugging Face's (`embeddings.word_embeddings`,
 //! `encoder.layer.N.attention.self.query`, ...), so the checkpoint key mapping in `checkpoint` is only
-//! `LayerNorm` <-> `layer_norm` and `attention.self` <-> `attention.self_attention` (a Rust keyword).
+//! `LayerNorm` <-> `layer_norm` and `attention.self` <-> `attention.self_attention` (a Rust keyword),
+//! and DeBERTa's `query_proj` <-> `query` (likewise `key`, `value`).
 
 use burn::module::Module;
 use burn::nn::{
@@ -17,7 +19,8 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::backend::on_flex;
-use crate::config::{Activation, BertConfig};
+use crate::config::{Activation, BertConfig, ModelType};
+use crate::deberta::{self, ConvLayer, Relative, RelativeInput};
 use crate::tokenizer::Batch;
 use crate::{electra, precision, roberta, train_mode};
 
@@ -35,7 +38,11 @@ pub(crate) fn linear<B: Backend>(d_in: usize, d_out: usize, device: &B::Device) 
         .init(device)
 }
 
-fn layer_norm<B: Backend>(c: &BertConfig, width: usize, device: &B::Device) -> LayerNorm<B> {
+pub(crate) fn layer_norm<B: Backend>(
+    c: &BertConfig,
+    width: usize,
+    device: &B::Device,
+) -> LayerNorm<B> {
     // The epsilon comes from config.json (1e-12 for BERT), not burn's default 1e-5.
     LayerNormConfig::new(width)
         .with_epsilon(c.layer_norm_eps)
@@ -44,7 +51,7 @@ fn layer_norm<B: Backend>(c: &BertConfig, width: usize, device: &B::Device) -> L
 
 /// A linear layer on [batch, seq, d_in] as one [batch * seq, d_in] matrix product: the backends
 /// treat a 3-D input as `batch` small products, several times slower on CPU.
-fn dense<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+pub(crate) fn dense<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, s, d] = x.dims();
     let y = precision::linear(layer, x.reshape([b * s, d]));
     let out = y.dims()[1];
@@ -52,17 +59,24 @@ fn dense<B: Backend>(layer: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
 }
 
 /// `BertEmbeddings`: word + position + token type, LayerNorm, dropout (ELECTRA: of its
-/// `embedding_size`).
+/// `embedding_size`; DeBERTa-v2: see `deberta`).
 #[derive(Module, Debug)]
 pub struct BertEmbeddings<B: Backend> {
     pub word_embeddings: Embedding<B>,
-    pub position_embeddings: Embedding<B>,
-    pub token_type_embeddings: Embedding<B>,
+    /// `None` for DeBERTa-v2 without `position_biased_input`.
+    pub position_embeddings: Option<Embedding<B>>,
+    /// `None` where `type_vocab_size` is 0 (DeBERTa-v2).
+    pub token_type_embeddings: Option<Embedding<B>>,
+    /// DeBERTa-v2's `embed_proj`, before the LayerNorm.
+    pub embed_proj: Option<Linear<B>>,
     pub layer_norm: LayerNorm<B>,
     pub dropout: Dropout,
     /// RoBERTa's `padding_idx`, after which positions count; `None`: 0, 1, 2, ... (BERT).
     #[module(skip)]
     pub padding_idx: Option<usize>,
+    /// DeBERTa-v2 zeroes the padding's embeddings.
+    #[module(skip)]
+    pub zero_padding: bool,
 }
 
 impl<B: Backend> BertEmbeddings<B> {
@@ -73,53 +87,121 @@ impl<B: Backend> BertEmbeddings<B> {
                 .init(device)
         };
         let width = c.embedding_width();
+        let is_deberta = c.model_type == ModelType::DebertaV2;
+        let (embed_proj, normed) = match is_deberta {
+            true => (deberta::embed_proj(c, device), c.hidden_size),
+            false => (None, width),
+        };
         BertEmbeddings {
             word_embeddings: emb(c.vocab_size, width),
-            position_embeddings: emb(c.max_position_embeddings, width),
-            token_type_embeddings: emb(c.type_vocab_size, width),
-            layer_norm: layer_norm(c, width, device),
+            position_embeddings: (!is_deberta || deberta::position_biased_input(c))
+                .then(|| emb(c.max_position_embeddings, width)),
+            token_type_embeddings: (c.type_vocab_size > 0).then(|| emb(c.type_vocab_size, width)),
+            embed_proj,
+            layer_norm: layer_norm(c, normed, device),
             dropout: DropoutConfig::new(c.hidden_dropout_prob).init(),
             padding_idx: c.model_type.offset_positions().then_some(c.pad_token_id),
+            zero_padding: is_deberta,
         }
     }
 
+    /// `mask` is [batch, seq, 1], 1 for tokens (read where padding is zeroed).
     fn forward(
         &self,
         input_ids: Tensor<B, 2, Int>,
         token_type_ids: Tensor<B, 2, Int>,
+        mask: &Tensor<B, 3>,
     ) -> Tensor<B, 3> {
         let [batch, seq] = input_ids.dims();
         let device = input_ids.device();
         // One row of positions per sentence: a [1, seq] row broadcast in the sum below made burn-flex
         // copy it strided into every row, and BERT encoded 3-9% slower than RoBERTa
         // (BENCHMARKS.md "Architectures").
-        let positions = match self.padding_idx {
+        let positions = || match self.padding_idx {
             Some(p) => roberta::position_ids(input_ids.clone(), p),
             None => Tensor::<B, 1, Int>::arange(0..seq as i64, &device)
                 .reshape([1, seq])
                 .repeat_dim(0, batch),
         };
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_type_ids);
-        train_mode::dropout(&self.dropout, self.layer_norm.forward(x))
+        let words = self.word_embeddings.forward(input_ids.clone());
+        let mut x = match &self.position_embeddings {
+            Some(e) => words + e.forward(positions()),
+            None => words,
+        };
+        if let Some(e) = &self.token_type_embeddings {
+            x = x + e.forward(token_type_ids);
+        }
+        let mut x = self
+            .layer_norm
+            .forward(deberta::project(self.embed_proj.as_ref(), x));
+        if self.zero_padding {
+            x = x * mask.clone();
+        }
+        train_mode::dropout(&self.dropout, x)
     }
 }
 
-/// `BertSelfAttention`: multi-head scaled dot-product attention with an additive padding mask.
+/// `BertSelfAttention`: multi-head scaled dot-product attention with an additive padding mask
+/// (DeBERTa-v2's `DisentangledSelfAttention` with its relative terms, see `deberta`).
 #[derive(Module, Debug)]
 pub struct BertSelfAttention<B: Backend> {
     pub query: Linear<B>,
     pub key: Linear<B>,
     pub value: Linear<B>,
+    /// DeBERTa-v2's own position projections (c2p, p2c) when it does not `share_att_key`.
+    pub pos_key_proj: Option<Linear<B>>,
+    pub pos_query_proj: Option<Linear<B>>,
+    /// DeBERTa-v2's `pos_dropout` on the relative embeddings.
+    pub pos_dropout: Option<Dropout>,
     pub dropout: Dropout,
     pub num_heads: usize,
+    /// DeBERTa-v2's relative attention settings; `None` for the other types.
+    #[module(skip)]
+    pub relative: Option<Relative>,
 }
 
 impl<B: Backend> BertSelfAttention<B> {
+    fn new(c: &BertConfig, device: &B::Device) -> Self {
+        let h = c.hidden_size;
+        let relative = (c.model_type == ModelType::DebertaV2).then(|| Relative::from_config(c));
+        let own = |term: bool| {
+            relative
+                .filter(|r| r.enabled && !r.share_att_key && term)
+                .map(|_| linear(h, h, device))
+        };
+        BertSelfAttention {
+            query: linear(h, h, device),
+            key: linear(h, h, device),
+            value: linear(h, h, device),
+            pos_key_proj: own(relative.is_some_and(|r| r.c2p)),
+            pos_query_proj: own(relative.is_some_and(|r| r.p2c)),
+            pos_dropout: relative
+                .filter(|r| r.enabled)
+                .map(|_| DropoutConfig::new(c.hidden_dropout_prob).init()),
+            dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
+            num_heads: c.num_attention_heads,
+            relative,
+        }
+    }
+
+    /// The projections of the relative embeddings for the c2p and p2c terms.
+    fn position_projections(&self, r: &Relative) -> [Option<&Linear<B>>; 2] {
+        let (key, query) = match r.share_att_key {
+            true => (Some(&self.key), Some(&self.query)),
+            false => (self.pos_key_proj.as_ref(), self.pos_query_proj.as_ref()),
+        };
+        [key.filter(|_| r.c2p), query.filter(|_| r.p2c)]
+    }
+
     /// Attention of the tokens in `queries` ([batch, rows, hidden]: all of `x`'s or a prefix) over
     /// all tokens of `x` ([batch, seq, hidden]).
-    fn forward(&self, queries: Tensor<B, 3>, x: Tensor<B, 3>, mask: &Mask<B>) -> Tensor<B, 3> {
+    fn forward(
+        &self,
+        queries: Tensor<B, 3>,
+        x: Tensor<B, 3>,
+        mask: &Mask<B>,
+        rel: Option<&RelativeInput<B>>,
+    ) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let rows = queries.dims()[1];
         let heads = |t: Tensor<B, 3>| {
@@ -132,7 +214,24 @@ impl<B: Backend> BertSelfAttention<B> {
             heads(dense(&self.key, x.clone())),
             heads(dense(&self.value, x)),
         );
-        let context = if train_mode::training::<B>(&q.device()) {
+        let context = if let Some(r) = &self.relative {
+            // DeBERTa-v2: content scores plus the relative terms, then the 2-D mask.
+            let scale = 1.0 / ((h / self.num_heads * r.scale_factor()) as f64).sqrt();
+            let mut scores =
+                precision::matmul(q.clone(), k.clone().swap_dims(2, 3)).mul_scalar(scale);
+            if let (Some(rel), Some(dropout)) = (rel, &self.pos_dropout) {
+                let projections = self.position_projections(r);
+                if let Some(bias) = deberta::bias(r, projections, rel, dropout, q, k) {
+                    scores = scores + bias;
+                }
+            }
+            let m = mask
+                .masked
+                .clone()
+                .slice([0..b, 0..self.num_heads, 0..rows, 0..s]);
+            let probs = activation::softmax(scores.mask_fill(m, f32::MIN), 3);
+            precision::matmul(train_mode::dropout(&self.dropout, probs), v)
+        } else if train_mode::training::<B>(&q.device()) {
             // Training: attention dropout needs the probabilities, so compute them explicitly.
             let scale = 1.0 / ((h / self.num_heads) as f64).sqrt();
             let scores =
@@ -209,6 +308,7 @@ pub fn activate<B: Backend, const D: usize>(act: Activation, x: Tensor<B, D>) ->
         Activation::Gelu => activation::gelu(x),
         Activation::GeluNew => activation::gelu_approximate(x),
         Activation::Relu => activation::relu(x),
+        Activation::Tanh => activation::tanh(x),
     }
 }
 
@@ -233,13 +333,7 @@ impl<B: Backend> BertLayer<B> {
     fn new(c: &BertConfig, device: &B::Device) -> Self {
         BertLayer {
             attention: BertAttention {
-                self_attention: BertSelfAttention {
-                    query: linear(c.hidden_size, c.hidden_size, device),
-                    key: linear(c.hidden_size, c.hidden_size, device),
-                    value: linear(c.hidden_size, c.hidden_size, device),
-                    dropout: DropoutConfig::new(c.attention_probs_dropout_prob).init(),
-                    num_heads: c.num_attention_heads,
-                },
+                self_attention: BertSelfAttention::new(c, device),
                 output: BertResidual::new(c, c.hidden_size, device),
             },
             intermediate: BertIntermediate {
@@ -251,7 +345,13 @@ impl<B: Backend> BertLayer<B> {
     }
 
     /// The layer's output for the first `rows` tokens (all when `None`); every token is attended to.
-    fn forward(&self, x: Tensor<B, 3>, mask: &Mask<B>, rows: Option<usize>) -> Tensor<B, 3> {
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        mask: &Mask<B>,
+        rows: Option<usize>,
+        rel: Option<&RelativeInput<B>>,
+    ) -> Tensor<B, 3> {
         let queries = match rows {
             Some(r) => {
                 let [b, _, h] = x.dims();
@@ -262,7 +362,7 @@ impl<B: Backend> BertLayer<B> {
         let a = self.attention.output.forward(
             self.attention
                 .self_attention
-                .forward(queries.clone(), x, mask),
+                .forward(queries.clone(), x, mask, rel),
             queries,
         );
         self.output.forward(self.intermediate.forward(a.clone()), a)
@@ -272,6 +372,45 @@ impl<B: Backend> BertLayer<B> {
 #[derive(Module, Debug)]
 pub struct BertEncoder<B: Backend> {
     pub layer: Vec<BertLayer<B>>,
+    /// DeBERTa-v2's relative position embeddings, their LayerNorm (`norm_rel_ebd`) and the
+    /// convolution after the first layer (`conv_kernel_size`).
+    pub rel_embeddings: Option<Embedding<B>>,
+    pub layer_norm: Option<LayerNorm<B>>,
+    pub conv: Option<ConvLayer<B>>,
+}
+
+impl<B: Backend> BertEncoder<B> {
+    fn new(c: &BertConfig, device: &B::Device) -> Self {
+        let relative = (c.model_type == ModelType::DebertaV2)
+            .then(|| Relative::from_config(c))
+            .filter(|r| r.enabled);
+        BertEncoder {
+            layer: (0..c.num_hidden_layers)
+                .map(|_| BertLayer::new(c, device))
+                .collect(),
+            rel_embeddings: relative.map(|_| {
+                EmbeddingConfig::new(deberta::rel_rows(c), c.hidden_size)
+                    .with_initializer(init())
+                    .init(device)
+            }),
+            layer_norm: relative
+                .filter(|r| r.norm_rel_ebd)
+                .map(|_| layer_norm(c, c.hidden_size, device)),
+            conv: ConvLayer::new(c, device),
+        }
+    }
+
+    /// The relative-position input of `rows` queries over `seq` keys, if the model has one.
+    fn relative(&self, [b, rows, seq]: [usize; 3]) -> Option<RelativeInput<B>> {
+        let attention = &self.layer.first()?.attention.self_attention;
+        let r = attention.relative?;
+        let table = self.rel_embeddings.as_ref()?.weight.val();
+        Some(r.input(
+            table,
+            self.layer_norm.as_ref(),
+            [b, attention.num_heads, rows, seq],
+        ))
+    }
 }
 
 /// `BertPooler`: dense + tanh on the first token. SimCSE's `cls` pooler MLP is this module.
@@ -299,7 +438,8 @@ struct Mask<B: Backend> {
     additive: Tensor<B, 4>,
     /// [batch, 1, seq, seq]: true for padding keys, materialised once per forward pass: a
     /// broadcast [batch, 1, 1, seq] view makes burn-flex copy it to [batch, heads, seq, seq] in
-    /// every layer, element by element.
+    /// every layer, element by element. DeBERTa-v2: [batch, heads, seq, seq], true where the
+    /// query or the key is padding (its 2-D mask).
     masked: Tensor<B, 4, burn::tensor::Bool>,
 }
 
@@ -352,11 +492,7 @@ impl<B: Backend> BertModel<B> {
         BertModel {
             embeddings: BertEmbeddings::new(c, device),
             embeddings_project: electra::embeddings_project(c, device),
-            encoder: BertEncoder {
-                layer: (0..c.num_hidden_layers)
-                    .map(|_| BertLayer::new(c, device))
-                    .collect(),
-            },
+            encoder: BertEncoder::new(c, device),
             pooler: Some(BertPooler::new(c.hidden_size, device)),
         }
     }
@@ -379,22 +515,46 @@ impl<B: Backend> BertModel<B> {
 
     fn forward_last_rows(&self, input: BertInput<B>, rows: Option<usize>) -> Vec<Tensor<B, 3>> {
         let [b, s] = input.input_ids.dims();
-        let pad = input.attention_mask.equal_elem(0).reshape([b, 1, 1, s]);
-        let mask = Mask {
-            additive: pad.clone().float().mul_scalar(f32::MIN),
-            masked: pad.repeat_dim(2, s),
+        let pad = input
+            .attention_mask
+            .clone()
+            .equal_elem(0)
+            .reshape([b, 1, 1, s]);
+        let masked = match self.embeddings.zero_padding {
+            true => {
+                let heads = self
+                    .encoder
+                    .layer
+                    .first()
+                    .map_or(1, |l| l.attention.self_attention.num_heads);
+                let rows = pad.clone().reshape([b, 1, s, 1]).repeat_dim(3, s);
+                rows.bool_or(pad.clone().repeat_dim(2, s))
+                    .repeat_dim(1, heads)
+            }
+            false => pad.clone().repeat_dim(2, s),
         };
+        let mask = Mask {
+            additive: pad.float().mul_scalar(f32::MIN),
+            masked,
+        };
+        let tokens = input.attention_mask.float().reshape([b, s, 1]);
         let mut embedded = self
             .embeddings
-            .forward(input.input_ids, input.token_type_ids);
+            .forward(input.input_ids, input.token_type_ids, &tokens);
         if let Some(project) = &self.embeddings_project {
             embedded = dense(project, embedded);
         }
+        let all = self.encoder.relative([b, s, s]);
         let mut hidden = vec![embedded];
         let layers = self.encoder.layer.len();
         for (i, layer) in self.encoder.layer.iter().enumerate() {
             let rows = if i + 1 == layers { rows } else { None };
-            let next = layer.forward(hidden[hidden.len() - 1].clone(), &mask, rows);
+            let some_rows = rows.and_then(|r| self.encoder.relative([b, r, s]));
+            let rel = some_rows.as_ref().or(all.as_ref());
+            let mut next = layer.forward(hidden[hidden.len() - 1].clone(), &mask, rows, rel);
+            if let (0, Some(conv)) = (i, &self.encoder.conv) {
+                next = conv.forward(hidden[0].clone(), next, tokens.clone());
+            }
             hidden.push(next);
         }
         hidden

@@ -14,43 +14,60 @@ use crate::config::{BertConfig, ModelType};
 use crate::error::{ModelError, Result};
 use crate::model_dir::weights_path;
 
-/// HF key -> our module path. Each type's `ModelType::prefix` (`bert.`, `roberta.`, `electra.`)
-/// is dropped: the `*For*` checkpoints (KR-BERT's `BertForPreTraining`, `RobertaForMaskedLM`, ...)
-/// hold the encoder under it.
+/// HF key -> our module path. Each type's `ModelType::prefix` (`bert.`, `roberta.`, `electra.`,
+/// `deberta.`) is dropped: the `*For*` checkpoints (KR-BERT's `BertForPreTraining`,
+/// `RobertaForMaskedLM`, ...) hold the encoder under it. DeBERTa's `query_proj` is our `query`.
 fn hf_to_burn() -> KeyRemapper {
     let mut prefixes: Vec<&str> = ModelType::ALL.iter().map(|m| m.prefix()).collect();
     prefixes.dedup(); // RoBERTa and XLM-RoBERTa share `roberta.`
     KeyRemapper::from_patterns(vec![
         (format!(r"^({})\.", prefixes.join("|")), ""),
         (r"\.LayerNorm\.".into(), ".layer_norm."),
+        (DEBERTA_PROJ.into(), ".attention.self.${1}."),
         (r"\.attention\.self\.".into(), ".attention.self_attention."),
     ])
     .expect("static patterns")
 }
 
-fn burn_to_hf() -> KeyRemapper {
-    KeyRemapper::from_patterns(vec![
+/// DeBERTa-v2's names of the attention projections.
+const DEBERTA_PROJ: &str = r"\.attention\.self\.(query|key|value)_proj\.";
+
+fn burn_to_hf(model_type: ModelType) -> KeyRemapper {
+    let mut patterns = vec![
         (r"\.layer_norm\.", ".LayerNorm."),
         (r"\.attention\.self_attention\.", ".attention.self."),
-    ])
-    .expect("static patterns")
+    ];
+    if model_type == ModelType::DebertaV2 {
+        patterns.push((
+            r"\.attention\.self\.(query|key|value)\.",
+            ".attention.self.${1}_proj.",
+        ));
+    }
+    KeyRemapper::from_patterns(patterns).expect("static patterns")
 }
 
 /// Our module path -> the HF key a user would look for in the file.
-fn hf_name(path: &str) -> String {
-    path.replace(".layer_norm.", ".LayerNorm.")
-        .replace(".self_attention.", ".self.")
+fn hf_name(path: &str, model_type: ModelType) -> String {
+    let remapped = burn_to_hf(model_type)
+        .to_regex_pairs()
+        .iter()
+        .fold(path.to_string(), |k, (re, to)| {
+            re.replace_all(&k, to.as_str()).into_owned()
+        });
+    remapped
         .replace(".gamma", ".weight")
         .replace(".beta", ".bias")
 }
 
 /// Keys that checkpoints carry beside the encoder's parameters and that are safe to ignore: the
 /// position- and token-type-id buffers and the pre-training heads (`BertForPreTraining`'s `cls.`,
-/// which KR-BERT ships; RoBERTa's `lm_head.`; ELECTRA's discriminator and generator heads).
+/// which KR-BERT ships and legacy DeBERTa-v2 MLM heads use; RoBERTa's `lm_head.`; DeBERTa-v2's
+/// `lm_predictions.`; ELECTRA's discriminator and generator heads).
 fn ignorable(key: &str) -> bool {
-    const HEADS: [&str; 4] = [
+    const HEADS: [&str; 5] = [
         "cls.",
         "lm_head.",
+        "lm_predictions.",
         "discriminator_predictions.",
         "generator_",
     ];
@@ -127,7 +144,7 @@ pub fn load<B: Backend>(
         };
         return Err(ModelError::Tensor {
             path: weights,
-            key: hf_name(key.as_str()),
+            key: hf_name(key.as_str(), config.model_type),
             message,
         });
     }
@@ -137,7 +154,10 @@ pub fn load<B: Backend>(
         .map(|(p, _)| p.as_str())
         .partition(|p| p.starts_with("pooler."));
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|p| hf_name(p)).collect();
+        let names: Vec<String> = missing
+            .iter()
+            .map(|p| hf_name(p, config.model_type))
+            .collect();
         return Err(werr(format!(
             "missing {} tensor(s) the config needs: {}",
             names.len(),
@@ -165,7 +185,7 @@ pub fn load<B: Backend>(
         .unused
         .iter()
         .filter(|k| !ignorable(k) && !applied_as(k))
-        .map(|k| hf_name(k))
+        .map(|k| hf_name(k, config.model_type))
         .collect();
     if !unexpected.is_empty() {
         tracing::warn!(
@@ -196,7 +216,7 @@ pub fn save<B: Backend>(model: &BertModel<B>, config: &BertConfig, dir: &Path) -
     let tmp = dir.join(".model.safetensors.tmp");
     let mut store = SafetensorsStore::from_file(&tmp)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .remap(burn_to_hf())
+        .remap(burn_to_hf(config.model_type))
         .clear_metadata()
         .metadata("format", "pt");
     let saved = model
@@ -307,12 +327,40 @@ mod tests {
             "embeddings.layer_norm.gamma"
         );
         assert_eq!(
-            remap(&burn_to_hf(), "encoder.layer.0.output.layer_norm.weight"),
+            remap(
+                &burn_to_hf(ModelType::Bert),
+                "encoder.layer.0.output.layer_norm.weight"
+            ),
             "encoder.layer.0.output.LayerNorm.weight"
         );
         assert_eq!(
-            hf_name("encoder.layer.1.attention.output.layer_norm.gamma"),
+            hf_name(
+                "encoder.layer.1.attention.output.layer_norm.gamma",
+                ModelType::Bert
+            ),
             "encoder.layer.1.attention.output.LayerNorm.weight"
+        );
+        // DeBERTa-v2: `query_proj` both ways; its position projections keep their names.
+        let k = "deberta.encoder.layer.0.attention.self.query_proj.weight";
+        let ours = remap(&to, k);
+        assert_eq!(
+            ours,
+            "encoder.layer.0.attention.self_attention.query.weight"
+        );
+        assert_eq!(
+            remap(&burn_to_hf(ModelType::DebertaV2), &ours),
+            "encoder.layer.0.attention.self.query_proj.weight"
+        );
+        assert_eq!(
+            remap(
+                &to,
+                "deberta.encoder.layer.1.attention.self.pos_key_proj.bias"
+            ),
+            "encoder.layer.1.attention.self_attention.pos_key_proj.bias"
+        );
+        assert_eq!(
+            remap(&to, "deberta.encoder.LayerNorm.weight"),
+            "encoder.layer_norm.weight"
         );
     }
 }

@@ -1,5 +1,5 @@
 //! `BertConfig`: the Hugging Face `config.json` of a model of the BERT family (BERT, RoBERTa,
-//! XLM-RoBERTa, ELECTRA), its architecture named by `model_type`.
+//! XLM-RoBERTa, ELECTRA, DeBERTa-v2/v3), its architecture named by `model_type`.
 
 use std::path::Path;
 
@@ -17,6 +17,8 @@ pub enum Activation {
     #[serde(alias = "gelu_pytorch_tanh", alias = "gelu_fast")]
     GeluNew,
     Relu,
+    /// DeBERTa-v2's `conv_act` default.
+    Tanh,
 }
 
 fn gelu() -> Activation {
@@ -40,8 +42,9 @@ fn absolute() -> String {
 
 /// The architectures read, by `config.json`'s `model_type`. They share BERT's layers
 /// (`crate::bert`), as in text-embeddings-inference; what differs lives in a file each:
-/// `crate::roberta` (position ids, RoBERTa and XLM-RoBERTa alike) and `crate::electra` (embeddings
-/// smaller than the hidden size, projected up).
+/// `crate::roberta` (position ids, RoBERTa and XLM-RoBERTa alike), `crate::electra` (embeddings
+/// smaller than the hidden size, projected up) and `crate::deberta` (disentangled relative
+/// attention, DeBERTa-v2 and v3 alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum ModelType {
     #[default]
@@ -53,14 +56,17 @@ pub enum ModelType {
     XlmRoberta,
     #[serde(rename = "electra")]
     Electra,
+    #[serde(rename = "deberta-v2")]
+    DebertaV2,
 }
 
 impl ModelType {
-    pub const ALL: [ModelType; 4] = [
+    pub const ALL: [ModelType; 5] = [
         ModelType::Bert,
         ModelType::Roberta,
         ModelType::XlmRoberta,
         ModelType::Electra,
+        ModelType::DebertaV2,
     ];
 
     /// The `model_type` string of `config.json`.
@@ -70,6 +76,7 @@ impl ModelType {
             ModelType::Roberta => "roberta",
             ModelType::XlmRoberta => "xlm-roberta",
             ModelType::Electra => "electra",
+            ModelType::DebertaV2 => "deberta-v2",
         }
     }
 
@@ -80,6 +87,7 @@ impl ModelType {
             ModelType::Roberta => "RobertaModel",
             ModelType::XlmRoberta => "XLMRobertaModel",
             ModelType::Electra => "ElectraModel",
+            ModelType::DebertaV2 => "DebertaV2Model",
         }
     }
 
@@ -89,6 +97,7 @@ impl ModelType {
             ModelType::Bert => "bert",
             ModelType::Roberta | ModelType::XlmRoberta => "roberta",
             ModelType::Electra => "electra",
+            ModelType::DebertaV2 => "deberta",
         }
     }
 
@@ -96,6 +105,51 @@ impl ModelType {
     pub fn offset_positions(self) -> bool {
         matches!(self, ModelType::Roberta | ModelType::XlmRoberta)
     }
+}
+
+/// `pos_att_type` as configs write it: a list (`["p2c", "c2p"]`) or older `"p2c|c2p"`; written back
+/// as it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PosAttType {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl PosAttType {
+    /// The names, trimmed and lower-cased as `transformers` reads them.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            PosAttType::List(v) => v.iter().map(|x| x.trim().to_lowercase()).collect(),
+            PosAttType::Joined(s) => s.split('|').map(|x| x.trim().to_lowercase()).collect(),
+        }
+    }
+}
+
+/// DeBERTa-v2's `config.json` keys, `None` where absent (each with `transformers`' default in
+/// `crate::deberta::Relative`'s reading of them); serialized only where present.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DebertaKeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_attention: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_relative_positions: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_buckets: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_att_type: Option<PosAttType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_att_key: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_rel_ebd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_biased_input: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_kernel_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_groups: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_act: Option<Activation>,
 }
 
 /// The largest model a config may describe: 20 billion parameters (80 GB in f32), far above any BERT.
@@ -133,6 +187,9 @@ pub struct BertConfig {
     /// only, as `transformers` does; its default there is 128).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_size: Option<usize>,
+    /// DeBERTa-v2's keys (`crate::deberta`), absent for the other types.
+    #[serde(flatten)]
+    pub deberta: DebertaKeys,
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -166,6 +223,14 @@ impl BertConfig {
                 )));
             }
         }
+        let mut value = value;
+        if value["model_type"] == ModelType::DebertaV2.name()
+            && let Some(keys) = value.as_object_mut()
+        {
+            // DeBERTa-v2's defaults where they differ from BERT's (`DebertaV2Config`).
+            keys.entry("type_vocab_size").or_insert(0.into());
+            keys.entry("layer_norm_eps").or_insert(1e-7.into());
+        }
         let config: BertConfig =
             serde_json::from_value(value).map_err(|e| config_error(e.to_string()))?;
         config.check().map_err(|message| ModelError::Config {
@@ -175,10 +240,12 @@ impl BertConfig {
         Ok(config)
     }
 
-    /// The width of the embeddings: `embedding_size` for ELECTRA, else `hidden_size`.
+    /// The width of the embeddings: `embedding_size` for ELECTRA (default 128) and DeBERTa-v2
+    /// (default `hidden_size`), else `hidden_size`.
     pub fn embedding_width(&self) -> usize {
         match self.model_type {
             ModelType::Electra => self.embedding_size.unwrap_or(128),
+            ModelType::DebertaV2 => self.embedding_size.unwrap_or(self.hidden_size),
             _ => self.hidden_size,
         }
     }
@@ -210,7 +277,12 @@ impl BertConfig {
             .saturating_mul(h)
             .saturating_mul(4)
             .saturating_add(h.saturating_mul(self.intermediate_size).saturating_mul(2));
+        let relative = match self.model_type {
+            ModelType::DebertaV2 => crate::deberta::rel_rows(self).saturating_mul(h),
+            _ => 0,
+        };
         rows.saturating_add(projection)
+            .saturating_add(relative)
             .saturating_add(layer.saturating_mul(self.num_hidden_layers))
             .saturating_add(h.saturating_mul(h))
     }
@@ -222,11 +294,14 @@ impl BertConfig {
             ("num_hidden_layers", self.num_hidden_layers),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
             ("embedding_size", self.embedding_width()),
         ];
         if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{key} is 0"));
+        }
+        // DeBERTa-v2 has no token type embeddings when it is 0 (kf-deberta, mDeBERTa-v3).
+        if self.type_vocab_size == 0 && self.model_type != ModelType::DebertaV2 {
+            return Err("type_vocab_size is 0".into());
         }
         // A size from a damaged or hostile file must be an error, not an allocation attempt.
         if self.parameters() > MAX_PARAMETERS {
@@ -264,6 +339,9 @@ impl BertConfig {
                 "pad_token_id {} is outside the vocabulary of {}",
                 self.pad_token_id, self.vocab_size
             ));
+        }
+        if self.model_type == ModelType::DebertaV2 {
+            crate::deberta::check(self)?;
         }
         if self.max_tokens() == 0 {
             return Err(format!(

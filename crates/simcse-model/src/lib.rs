@@ -1,7 +1,7 @@
 //! The model everything else stands on: an encoder in burn that computes what `transformers`'
-//! `BertModel`, `RobertaModel`, `XLMRobertaModel` and `ElectraModel` compute from the same Hugging
-//! Face checkpoint (`model_type` in its config.json), its tokenizer, the SimCSE poolers, and an
-//! `encode` API.
+//! `BertModel`, `RobertaModel`, `XLMRobertaModel`, `ElectraModel` and `DebertaV2Model` compute from
+//! the same Hugging Face checkpoint (`model_type` in its config.json), its tokenizer, the SimCSE
+//! poolers, and an `encode` API.
 //!
 //! Generic over burn backends. The CPU backend is burn-flex (see `backend`), CUDA is behind the
 //! `cuda` feature.
@@ -10,6 +10,7 @@ pub mod backend;
 pub mod bert;
 pub mod checkpoint;
 pub mod config;
+pub mod deberta;
 pub mod electra;
 pub mod encode;
 pub mod error;

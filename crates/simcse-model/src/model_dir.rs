@@ -18,12 +18,14 @@ use crate::tokenizer::Tokenizer;
 
 /// Weight files looked for in a model folder, in order of preference.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
-/// Tokenizer files a model folder may carry (one of the first two is needed); copied on export.
-pub const TOKENIZER_FILES: [&str; 4] = [
+/// Tokenizer files a model folder may carry (one of the first two is needed); copied on export
+/// (DeBERTa's `spm.model` too, for tools that read it).
+pub const TOKENIZER_FILES: [&str; 5] = [
     "vocab.txt",
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
+    "spm.model",
 ];
 /// Our settings file: how the model is meant to be read.
 pub const SETTINGS_FILE: &str = "simcse.json";

@@ -134,6 +134,16 @@ impl Tokenizer {
             return Self::from_tokenizer_json(&json);
         }
         let vocab = dir.join("vocab.txt");
+        if !vocab.is_file() && dir.join("spm.model").is_file() {
+            // DeBERTa-v3 / mDeBERTa ship only the SentencePiece model.
+            return Err(ModelError::Tokenizer {
+                path: dir.join("spm.model"),
+                message: "a SentencePiece model alone is not read: write its tokenizer.json \
+                          once with `python3 scripts/spm-to-tokenizer-json.py DIR` (transformers' \
+                          own conversion)"
+                    .into(),
+            });
+        }
         if !vocab.is_file() {
             return Err(ModelError::Missing {
                 what: "tokenizer.json or vocab.txt in the model folder".into(),

@@ -197,6 +197,11 @@ where
         let worst = check_arch::<B>(arch, tol);
         println!("{name}: {arch} max abs diff vs PyTorch {worst:.2e}");
     }
+    // DeBERTa's relative terms on the training path.
+    for arch in ["tiny-deberta", "tiny-deberta-conv"] {
+        let worst = check_arch::<T>(arch, tol);
+        println!("{name}: {arch} under autodiff {worst:.2e}");
+    }
 }
 
 #[test]
@@ -486,8 +491,18 @@ fn gelu_gradient_is_exact_on<T: burn::tensor::backend::AutodiffBackend>(name: &s
 
 /// The checkpoints of `make_arch_fixtures.py`: RobertaModel with a pooler and byte-level BPE,
 /// XLMRobertaForMaskedLM (`roberta.` keys, `lm_head`, no pooler) with SentencePiece Unigram,
-/// ElectraForPreTraining (`electra.` keys, embedding_size 16 < hidden 32) with WordPiece.
-const ARCHS: [&str; 3] = ["tiny-roberta", "tiny-xlmr", "tiny-electra"];
+/// ElectraForPreTraining (`electra.` keys, embedding_size 16 < hidden 32) with WordPiece; and of
+/// `make_deberta_fixtures.py`: DebertaV2ForMaskedLM shaped as kf-deberta (shared keys, log
+/// buckets, normed relative embeddings, no absolute positions) with WordPiece, and DebertaV2Model
+/// with the convolution, own position projections, no buckets, `embed_proj`, and a SentencePiece
+/// model converted to tokenizer.json.
+const ARCHS: [&str; 5] = [
+    "tiny-roberta",
+    "tiny-xlmr",
+    "tiny-electra",
+    "tiny-deberta",
+    "tiny-deberta-conv",
+];
 
 #[derive(serde::Deserialize)]
 struct Tokens {
@@ -531,16 +546,30 @@ fn check_arch<B: burn::tensor::backend::Backend>(name: &str, tol: f32) -> f32 {
     let model = md.load::<B>(&device).unwrap();
     let layers = md.config.num_hidden_layers;
     let mut worst = 0.0f32;
-    let mut compare = |batch: &simcse_model::tokenizer::Batch, what: &str, hidden_too: bool| {
+    // Where a batch is padded further than transformers' was, only the tokens' states are
+    // comparable: a DeBERTa padding row attends to every position, so it sees the extra padding.
+    let tokens = &expected["attention_mask"].1;
+    let width = md.config.hidden_size;
+    let only_tokens = |v: Vec<f32>| -> Vec<f32> {
+        v.chunks(width)
+            .zip(tokens)
+            .flat_map(|(row, &m)| row.iter().map(move |x| x * m))
+            .collect()
+    };
+    let mut compare = |batch: &simcse_model::tokenizer::Batch, what: &str, further: bool| {
         let input = BertInput::<B>::new(batch, &device);
         let mask = input.attention_mask.clone();
         let hidden = model.forward(input);
         assert_eq!(hidden.len(), layers + 1);
         let seq = expected["input_ids"].0[1];
-        for (i, h) in hidden.iter().enumerate().filter(|_| hidden_too) {
+        for (i, h) in hidden.iter().enumerate() {
             let [b, _, d] = h.dims();
-            let h = h.clone().slice([0..b, 0..seq, 0..d]);
-            let diff = max_abs_diff(&values(h), &expected[&format!("hidden_states.{i}")].1);
+            let h = values(h.clone().slice([0..b, 0..seq, 0..d]));
+            let want = &expected[&format!("hidden_states.{i}")].1;
+            let diff = match further {
+                true => max_abs_diff(&only_tokens(h), &only_tokens(want.clone())),
+                false => max_abs_diff(&h, want),
+            };
             assert!(
                 diff <= tol,
                 "{name}{what}: hidden_states.{i} differs by {diff}"
@@ -553,6 +582,10 @@ fn check_arch<B: burn::tensor::backend::Backend>(name: &str, tol: f32) -> f32 {
                 Some((_, want)) => {
                     let diff = max_abs_diff(&values(got.unwrap()), want);
                     assert!(diff <= tol, "{name}{what}: pooler {p} differs by {diff}");
+                    // As `encode` computes it: the `cls` poolers' last layer on `[CLS]` alone.
+                    let embedded = p.embed(&model, BertInput::<B>::new(batch, &device));
+                    let diff = diff.max(max_abs_diff(&values(embedded.unwrap()), want));
+                    assert!(diff <= tol, "{name}{what}: embed {p} differs by {diff}");
                     worst = worst.max(diff);
                 }
                 // No pooler in the checkpoint: `cls` says what to do instead.
@@ -560,7 +593,7 @@ fn check_arch<B: burn::tensor::backend::Backend>(name: &str, tol: f32) -> f32 {
             }
         }
     };
-    compare(&batch, "", true);
+    compare(&batch, "", false);
     let padded = Padding {
         multiple: 16,
         max_seq: md.config.max_tokens(),
@@ -573,14 +606,54 @@ fn check_arch<B: burn::tensor::backend::Backend>(name: &str, tol: f32) -> f32 {
 }
 
 #[test]
-fn roberta_xlmr_and_electra_match_transformers_tokens_and_states() {
+fn roberta_xlmr_electra_and_deberta_match_transformers_tokens_and_states() {
     for arch in ARCHS {
         let worst = check_arch::<Cpu>(arch, 1e-4);
         println!("{arch}: max abs diff vs PyTorch {worst:.2e}");
     }
     // The training attention path (autodiff, dropout off) on the architectures' own parts.
-    let worst = check_arch::<CpuTrain>("tiny-roberta", 1e-4);
-    println!("tiny-roberta under autodiff: {worst:.2e}");
+    for arch in ["tiny-roberta", "tiny-deberta", "tiny-deberta-conv"] {
+        let worst = check_arch::<CpuTrain>(arch, 1e-4);
+        println!("{arch} under autodiff: {worst:.2e}");
+    }
+}
+
+#[test]
+fn deberta_buckets_match_transformers() {
+    #[derive(serde::Deserialize)]
+    struct Table {
+        from: i64,
+        buckets: HashMap<String, Vec<i64>>,
+    }
+    let t: Table =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("buckets.json")).unwrap())
+            .unwrap();
+    assert!(t.buckets.len() >= 5);
+    for (key, want) in &t.buckets {
+        let (b, m) = key.split_once(',').unwrap();
+        let (b, m): (i64, i64) = (b.parse().unwrap(), m.parse().unwrap());
+        for (i, w) in want.iter().enumerate() {
+            let rel = t.from + i as i64;
+            let got = simcse_model::deberta::log_bucket(rel, b, m);
+            assert_eq!(got, *w, "buckets {b}, max {m}, relative position {rel}");
+        }
+    }
+}
+
+#[test]
+fn a_sentencepiece_model_alone_says_how_to_convert_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = fixtures().join("tiny-deberta-conv");
+    for f in ["config.json", "model.safetensors", "spm.model"] {
+        std::fs::copy(from.join(f), dir.path().join(f)).unwrap();
+    }
+    let err = simcse_model::ModelDir::open(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spm.model") && err.contains("scripts/spm-to-tokenizer-json.py"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -592,11 +665,12 @@ fn config_types_are_read_written_and_refused_by_name() {
         BertConfig::from_file(&p)
     };
     let base = r#""vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16"#;
-    let err = write(&format!(r#"{{{base},"model_type":"deberta-v2"}}"#))
+    let err = write(&format!(r#"{{{base},"model_type":"deberta"}}"#))
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("\"deberta-v2\"") && err.contains("bert, roberta, xlm-roberta, electra"),
+        err.contains("\"deberta\"")
+            && err.contains("bert, roberta, xlm-roberta, electra, deberta-v2"),
         "{err}"
     );
     // A config without model_type is BERT (older checkpoints, KR-BERT's).
@@ -615,6 +689,27 @@ fn config_types_are_read_written_and_refused_by_name() {
     assert_eq!((electra.embedding_width(), electra.hidden_size), (16, 32));
     let xlmr = BertConfig::from_file(&fixtures().join("tiny-xlmr/config.json")).unwrap();
     assert_eq!(xlmr.max_tokens(), xlmr.max_position_embeddings - 2);
+    // DeBERTa-v2's own defaults where a config leaves keys out, and its refusals.
+    let deberta = format!(r#"{base},"model_type":"deberta-v2""#);
+    let c = write(&format!("{{{deberta}}}")).unwrap();
+    assert_eq!((c.type_vocab_size, c.layer_norm_eps), (0, 1e-7));
+    let bad = [
+        (r#""conv_kernel_size":2"#, "conv_kernel_size 2 is even"),
+        (
+            r#""conv_kernel_size":3,"conv_groups":3"#,
+            "not a multiple of conv_groups 3",
+        ),
+        (
+            r#""relative_attention":true,"position_buckets":256,"max_relative_positions":100"#,
+            "position_buckets 256 needs max_relative_positions above 129",
+        ),
+    ];
+    for (keys, want) in bad {
+        let err = write(&format!("{{{deberta},{keys}}}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(want), "{keys}: {err}");
+    }
 }
 
 #[test]
@@ -628,6 +723,31 @@ fn every_architecture_saves_and_reloads_to_the_same_outputs() {
         for f in ["tokenizer.json", "tokenizer_config.json"] {
             std::fs::copy(fixtures().join(arch).join(f), out.path().join(f)).unwrap();
         }
+        // The same tensor names as the checkpoint's encoder (heads and `*For*` prefixes dropped).
+        let names = |p: &Path| {
+            let mut k: Vec<String> = read_tensors(p).into_keys().collect();
+            k.sort();
+            k
+        };
+        let prefixes = ["roberta.", "electra.", "deberta."];
+        let encoder: Vec<String> = names(&md.weights)
+            .into_iter()
+            .filter(|k| {
+                !k.starts_with("cls.")
+                    && !k.starts_with("lm_head.")
+                    && !k.starts_with("discriminator_")
+            })
+            .map(|k| {
+                prefixes.iter().fold(k, |k, p| {
+                    k.strip_prefix(p).map_or(k.clone(), str::to_string)
+                })
+            })
+            .collect();
+        assert_eq!(
+            names(&out.path().join("model.safetensors")),
+            encoder,
+            "{arch}"
+        );
         let again = simcse_model::ModelDir::open(out.path()).unwrap();
         assert_eq!(again.config.model_type, md.config.model_type);
         let reloaded = again.load::<Cpu>(&device).unwrap();

@@ -482,22 +482,22 @@ struct ArchRun {
 }
 
 #[test]
-fn roberta_xlmr_and_electra_train_like_pytorch() {
+fn other_architectures_train_like_pytorch() {
     architectures_train_like_pytorch::<CpuTrain>(1e-4);
 }
 
 #[cfg(feature = "wgpu")]
 #[test]
-fn roberta_xlmr_and_electra_train_like_pytorch_on_wgpu() {
+fn other_architectures_train_like_pytorch_on_wgpu() {
     if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>(
-        "roberta_xlmr_and_electra_train_like_pytorch_on_wgpu",
+        "other_architectures_train_like_pytorch_on_wgpu",
     ) {
         architectures_train_like_pytorch::<simcse_model::backend::WgpuTrain>(1e-4);
     }
 }
 
-/// Each tiny fixture of another architecture (RoBERTa with its pooler, XLM-R and ELECTRA without)
-/// trained 20 sup updates as PyTorch trained it (`make_arch_train_fixture.py`): every loss and, at
+/// Each tiny fixture of another architecture (RoBERTa with its pooler; XLM-R, ELECTRA and the two
+/// DeBERTa-v2 without) trained 20 sup updates as PyTorch trained it (`make_arch_train_fixture.py`): every loss and, at
 /// the end, every weight within `tol`.
 fn architectures_train_like_pytorch<B: AutodiffBackend>(tol: f32) {
     let _rng = serial::<B>();
@@ -507,7 +507,7 @@ fn architectures_train_like_pytorch<B: AutodiffBackend>(tol: f32) {
     .unwrap();
     let examples = parity.config["examples"].as_u64().unwrap() as usize;
     let total = parity.config["updates"].as_u64().unwrap() as usize;
-    assert_eq!(parity.fixtures.len(), 3);
+    assert_eq!(parity.fixtures.len(), 5);
     for (name, run) in &parity.fixtures {
         let init = simcse_testkit::repo()
             .join("crates/simcse-model/tests/fixtures")
@@ -531,10 +531,16 @@ fn architectures_train_like_pytorch<B: AutodiffBackend>(tol: f32) {
         assert_eq!(keys, torch_keys, "{name}: the saved weights");
         // The key projection's bias adds q.b_k to every score of a query, which softmax ignores:
         // its gradient is zero but for rounding, and AdamW turns rounding of either library into
-        // steps of up to the learning rate. Every other weight is compared.
+        // steps of up to the learning rate. So is DeBERTa's own c2p projection's bias (q.b to
+        // every c2p term of a query). Every other weight is compared (DeBERTa's `key_proj.bias`
+        // too: its p2c term varies over the keys).
+        let zero_gradient = [
+            "attention.self.key.bias",
+            "attention.self.pos_key_proj.bias",
+        ];
         let (key, diff) = keys
             .iter()
-            .filter(|k| !k.ends_with("attention.self.key.bias"))
+            .filter(|k| !zero_gradient.iter().any(|z| k.ends_with(z)))
             .map(|k| {
                 assert_eq!(ours[*k].0, torch[*k].0, "{name} {k}: shape");
                 (k, simcse_testkit::max_abs_diff(&ours[*k].1, &torch[*k].1))
@@ -974,8 +980,8 @@ fn sts_stage_with_grad_cache_and_no_duplicates_resumes_exactly() {
     assert!(err.contains("is intact"), "{err}");
 }
 
-/// RoBERTa (byte-level BPE, a pooler), XLM-RoBERTa (Unigram, `<mask>`, no pooler: a fresh MLP) and
-/// ELECTRA (projected embeddings, no pooler) checkpoints of the model crate's fixtures train in the
+/// RoBERTa (byte-level BPE, a pooler), XLM-RoBERTa (Unigram, `<mask>`, no pooler: a fresh MLP),
+/// ELECTRA (projected embeddings, no pooler) and DeBERTa-v2 (both fixtures) checkpoints of the model crate's fixtures train in the
 /// sup mode with the MLM loss, in the unsup mode and in the STS stage, and their exported folders
 /// keep their type.
 #[test]
@@ -984,7 +990,14 @@ fn every_architecture_trains_and_exports_its_type() {
     let data = prepared();
     kowiki(data.path());
     let models = simcse_testkit::repo().join("crates/simcse-model/tests/fixtures");
-    for arch in ["tiny-roberta", "tiny-xlmr", "tiny-electra"] {
+    let archs = [
+        "tiny-roberta",
+        "tiny-xlmr",
+        "tiny-electra",
+        "tiny-deberta",
+        "tiny-deberta-conv",
+    ];
+    for arch in archs {
         let init = models.join(arch);
         let want = simcse_model::BertConfig::from_file(&init.join("config.json")).unwrap();
         for mode in [Mode::Sup, Mode::Unsup, Mode::Sts] {
@@ -1010,6 +1023,7 @@ fn every_architecture_trains_and_exports_its_type() {
             );
             let out = simcse_model::ModelDir::open(&c.out.join("model")).unwrap();
             assert_eq!(out.config.model_type, want.model_type, "{arch}");
+            assert_eq!(out.config.deberta, want.deberta, "{arch}");
             assert_eq!(
                 out.config.embedding_width(),
                 want.embedding_width(),
