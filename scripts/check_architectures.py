@@ -131,12 +131,12 @@ ARCHS = {
     "bert": ("wordpiece", 1200, lambda t: BertModel(BertConfig(
         hidden_size=36, num_hidden_layers=2, num_attention_heads=3, intermediate_size=50, hidden_act="gelu_new",
         max_position_embeddings=64, layer_norm_eps=1e-7, **ids(t)))),
-    # DeBERTa-v3 as mdeberta / kf-deberta are built (shared keys, buckets, normed relative embeddings, no
-    # absolute positions, no token types), and an older v2 (c2p only, own projection, no buckets but a
+    # DeBERTa-v3 as mdeberta / kf-deberta are built (shared keys, buckets over max_position_embeddings,
+    # normed relative embeddings, no absolute positions, no token types), and an older v2 (c2p only, own projection, no buckets but a
     # clamp at 12 positions, absolute positions, the convolution with tanh, an MLM head in the file).
     "deberta-v3": ("spm", 1500, lambda t: DebertaV2Model(DebertaV2Config(
         hidden_size=48, num_hidden_layers=3, num_attention_heads=6, intermediate_size=80, relative_attention=True,
-        pos_att_type=["p2c", "c2p"], share_att_key=True, position_buckets=16, max_relative_positions=64,
+        pos_att_type=["p2c", "c2p"], share_att_key=True, position_buckets=16, max_relative_positions=-1,
         norm_rel_ebd="layer_norm", position_biased_input=False, type_vocab_size=0, max_position_embeddings=64,
         layer_norm_eps=1e-7, **ids(t)))),
     "deberta-v2": ("wordpiece", 1400, lambda t: DebertaV2ForMaskedLM(DebertaV2Config(
@@ -144,6 +144,11 @@ ARCHS = {
         relative_attention=True, pos_att_type="c2p", share_att_key=False, position_buckets=-1,
         max_relative_positions=12, position_biased_input=True, type_vocab_size=2, conv_kernel_size=5,
         conv_act="tanh", max_position_embeddings=64, layer_norm_eps=1e-7, **ids(t)))),
+    # Relative attention off: absolute positions only, yet `pos_att_type` still counts in the scale.
+    "deberta-v2-absolute": ("wordpiece", 1000, lambda t: DebertaV2Model(DebertaV2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48, relative_attention=False,
+        pos_att_type=["c2p", "p2c"], position_biased_input=True, type_vocab_size=0, max_position_embeddings=40,
+        layer_norm_eps=1e-7, **ids(t)))),
 }
 
 

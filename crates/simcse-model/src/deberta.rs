@@ -148,6 +148,14 @@ pub fn check(c: &BertConfig) -> Result<(), String> {
             r.max_relative
         ));
     }
+    let head = c.hidden_size / c.num_attention_heads.max(1);
+    if let Some(v) = c.extra.get("attention_head_size")
+        && v.as_u64() != Some(head as u64)
+    {
+        return Err(format!(
+            "attention_head_size {v} is not supported (only hidden_size / num_attention_heads, {head})"
+        ));
+    }
     let kernel = c.deberta.conv_kernel_size.unwrap_or(0);
     let groups = c.deberta.conv_groups.unwrap_or(1);
     if kernel > 0 {
@@ -344,6 +352,52 @@ pub fn project<B: Backend>(proj: Option<&Linear<B>>, x: Tensor<B, 3>) -> Tensor<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kf_deberta_base_config_reads_as_published() {
+        // kakaobank/kf-deberta-base's config.json (its keys that matter here).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"model_type": "deberta-v2", "vocab_size": 130000, "hidden_size": 768,
+                "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                "hidden_act": "gelu", "max_position_embeddings": 512, "type_vocab_size": 0,
+                "layer_norm_eps": 1e-7, "relative_attention": true, "max_relative_positions": -1,
+                "position_buckets": 256, "pos_att_type": ["p2c", "c2p"], "share_att_key": true,
+                "norm_rel_ebd": "layer_norm", "position_biased_input": false, "pad_token_id": 0}"#,
+        )
+        .unwrap();
+        let c = BertConfig::from_file(&path).unwrap();
+        let r = Relative::from_config(&c);
+        assert_eq!(
+            (r.enabled, r.c2p, r.p2c, r.share_att_key, r.norm_rel_ebd),
+            (true, true, true, true, true)
+        );
+        assert_eq!((r.buckets, r.max_relative, r.span()), (Some(256), 512, 256));
+        assert_eq!((r.scale_factor(), rel_rows(&c)), (3, 512));
+        assert!(!position_biased_input(&c));
+        // Written back with the same keys, for transformers to read.
+        let back: serde_json::Value = serde_json::from_str(&c.to_json().unwrap()).unwrap();
+        assert_eq!(back["pos_att_type"], serde_json::json!(["p2c", "c2p"]));
+        assert_eq!(back["position_buckets"], 256);
+        assert_eq!(back["architectures"][0], "DebertaV2Model");
+    }
+
+    #[test]
+    fn indices_clamp_to_the_span_and_transpose() {
+        let r = Relative {
+            enabled: true,
+            c2p: true,
+            p2c: true,
+            share_att_key: true,
+            buckets: None,
+            max_relative: 2,
+            norm_rel_ebd: false,
+        };
+        // clamp(i - j + 2, 0, 3) over 3 queries and 4 keys.
+        assert_eq!(r.indices(3, 4), [2, 1, 0, 0, 3, 2, 1, 0, 3, 3, 2, 1]);
+    }
 
     #[test]
     fn buckets_keep_short_distances_and_log_space_long_ones() {

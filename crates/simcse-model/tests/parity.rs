@@ -696,6 +696,10 @@ fn config_types_are_read_written_and_refused_by_name() {
     let bad = [
         (r#""conv_kernel_size":2"#, "conv_kernel_size 2 is even"),
         (
+            r#""attention_head_size":8"#,
+            "attention_head_size 8 is not supported",
+        ),
+        (
             r#""conv_kernel_size":3,"conv_groups":3"#,
             "not a multiple of conv_groups 3",
         ),
