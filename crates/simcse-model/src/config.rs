@@ -278,7 +278,7 @@ impl BertConfig {
             .saturating_mul(4)
             .saturating_add(h.saturating_mul(self.intermediate_size).saturating_mul(2));
         let relative = match self.model_type {
-            ModelType::DebertaV2 => crate::deberta::rel_rows(self).saturating_mul(h),
+            ModelType::DebertaV2 => crate::deberta::extra_parameters(self),
             _ => 0,
         };
         rows.saturating_add(projection)

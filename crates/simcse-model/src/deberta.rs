@@ -121,7 +121,33 @@ pub fn log_bucket(rel: i64, buckets: i64, max_position: i64) -> i64 {
 /// Rows of `encoder.rel_embeddings` a config asks for (0 without relative attention).
 pub fn rel_rows(c: &BertConfig) -> usize {
     let r = Relative::from_config(c);
-    if r.enabled { 2 * r.span() } else { 0 }
+    if r.enabled {
+        r.span().saturating_mul(2)
+    } else {
+        0
+    }
+}
+
+/// Parameters DeBERTa-v2 has beyond BERT's layers (relative embeddings, own position projections,
+/// the convolution), saturating: part of the size check that refuses absurd configs.
+pub fn extra_parameters(c: &BertConfig) -> usize {
+    let h = c.hidden_size;
+    let r = Relative::from_config(c);
+    let own = match r.enabled && !r.share_att_key {
+        true => usize::from(r.c2p) + usize::from(r.p2c),
+        false => 0,
+    };
+    let projections = h
+        .saturating_mul(h)
+        .saturating_mul(own)
+        .saturating_mul(c.num_hidden_layers);
+    let conv = h
+        .saturating_mul(h / c.deberta.conv_groups.unwrap_or(1).max(1))
+        .saturating_mul(c.deberta.conv_kernel_size.unwrap_or(0));
+    rel_rows(c)
+        .saturating_mul(h)
+        .saturating_add(projections)
+        .saturating_add(conv)
 }
 
 /// The DeBERTa-v2 settings `transformers` would refuse, or compute garbage from.

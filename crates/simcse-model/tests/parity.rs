@@ -699,6 +699,12 @@ fn config_types_are_read_written_and_refused_by_name() {
             r#""attention_head_size":8"#,
             "attention_head_size 8 is not supported",
         ),
+        // Sizes from a damaged file are refused before anything is allocated.
+        (r#""conv_kernel_size":3000000001"#, "parameters"),
+        (
+            r#""relative_attention":true,"position_buckets":9000000000000000000"#,
+            "parameters",
+        ),
         (
             r#""conv_kernel_size":3,"conv_groups":3"#,
             "not a multiple of conv_groups 3",
