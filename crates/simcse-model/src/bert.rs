@@ -163,7 +163,7 @@ pub struct BertSelfAttention<B: Backend> {
 impl<B: Backend> BertSelfAttention<B> {
     fn new(c: &BertConfig, device: &B::Device) -> Self {
         let h = c.hidden_size;
-        let relative = (c.model_type == ModelType::DebertaV2).then(|| Relative::from_config(c));
+        let relative = Relative::of(c);
         let own = |term: bool| {
             relative
                 .filter(|r| r.enabled && !r.share_att_key && term)
@@ -381,9 +381,7 @@ pub struct BertEncoder<B: Backend> {
 
 impl<B: Backend> BertEncoder<B> {
     fn new(c: &BertConfig, device: &B::Device) -> Self {
-        let relative = (c.model_type == ModelType::DebertaV2)
-            .then(|| Relative::from_config(c))
-            .filter(|r| r.enabled);
+        let relative = Relative::of(c).filter(|r| r.enabled);
         BertEncoder {
             layer: (0..c.num_hidden_layers)
                 .map(|_| BertLayer::new(c, device))
@@ -520,18 +518,18 @@ impl<B: Backend> BertModel<B> {
             .clone()
             .equal_elem(0)
             .reshape([b, 1, 1, s]);
-        let masked = match self.embeddings.zero_padding {
-            true => {
-                let heads = self
-                    .encoder
-                    .layer
-                    .first()
-                    .map_or(1, |l| l.attention.self_attention.num_heads);
+        // DeBERTa's attention takes the 2-D mask, per head; BERT's the keys' mask.
+        let deberta_heads = self.encoder.layer.first().and_then(|l| {
+            let a = &l.attention.self_attention;
+            a.relative.map(|_| a.num_heads)
+        });
+        let masked = match deberta_heads {
+            Some(heads) => {
                 let rows = pad.clone().reshape([b, 1, s, 1]).repeat_dim(3, s);
                 rows.bool_or(pad.clone().repeat_dim(2, s))
                     .repeat_dim(1, heads)
             }
-            false => pad.clone().repeat_dim(2, s),
+            None => pad.clone().repeat_dim(2, s),
         };
         let mask = Mask {
             additive: pad.float().mul_scalar(f32::MIN),

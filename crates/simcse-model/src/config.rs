@@ -211,7 +211,7 @@ impl BertConfig {
             path: path.into(),
             message,
         };
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| config_error(e.to_string()))?;
         if let Some(t) = value.get("model_type") {
             let known = ModelType::ALL.iter().any(|m| t == m.name());
@@ -223,7 +223,6 @@ impl BertConfig {
                 )));
             }
         }
-        let mut value = value;
         if value["model_type"] == ModelType::DebertaV2.name()
             && let Some(keys) = value.as_object_mut()
         {

@@ -20,7 +20,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::bert::{activate, dense, init};
-use crate::config::{Activation, BertConfig};
+use crate::config::{Activation, BertConfig, ModelType};
 use crate::{precision, train_mode};
 
 /// How a DeBERTa-v2 model's attention reads relative positions, from its config.
@@ -40,6 +40,11 @@ pub struct Relative {
 }
 
 impl Relative {
+    /// The settings of a DeBERTa-v2 config; `None` for the other types.
+    pub fn of(c: &BertConfig) -> Option<Self> {
+        (c.model_type == ModelType::DebertaV2).then(|| Self::from_config(c))
+    }
+
     pub fn from_config(c: &BertConfig) -> Self {
         let k = &c.deberta;
         let types = k

@@ -739,7 +739,10 @@ fn every_architecture_saves_and_reloads_to_the_same_outputs() {
             k.sort();
             k
         };
-        let prefixes = ["roberta.", "electra.", "deberta."];
+        let prefixes: Vec<String> = simcse_model::ModelType::ALL
+            .iter()
+            .map(|m| format!("{}.", m.prefix()))
+            .collect();
         let encoder: Vec<String> = names(&md.weights)
             .into_iter()
             .filter(|k| {
