@@ -362,15 +362,20 @@ fn twenty_updates_match_pytorch_losses_and_first_gradients_in_every_mode() {
     twenty_updates_match_pytorch::<CpuTrain>(1e-4);
 }
 
-/// The GPU code path (burn's cubecl kernels through wgpu; Mesa lavapipe in CI) against the same
-/// PyTorch fixture, with the same tolerances as on the CPU.
+/// The GPU code path (burn's cubecl kernels through wgpu; Mesa lavapipe in CI): the PyTorch
+/// fixtures of every mode and architecture with the CPU's tolerances, then a checkpoint and resume.
+/// One test that runs the three checks in turn: they share the cubecl lock ([`serial`]), and as
+/// three tests a second test thread sat waiting on that lock while the CPU tests waited for a thread.
 #[cfg(feature = "wgpu")]
 #[test]
-fn twenty_updates_match_pytorch_on_wgpu() {
-    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>(
-        "twenty_updates_match_pytorch_on_wgpu",
+fn gpu_code_path_on_wgpu_trains_like_pytorch_and_resumes_exactly() {
+    use simcse_model::backend::{Wgpu, WgpuTrain};
+    if simcse_testkit::gpu_ready::<Wgpu>(
+        "gpu_code_path_on_wgpu_trains_like_pytorch_and_resumes_exactly",
     ) {
-        twenty_updates_match_pytorch::<simcse_model::backend::WgpuTrain>(1e-4);
+        architectures_train_like_pytorch::<WgpuTrain>(1e-4);
+        twenty_updates_match_pytorch::<WgpuTrain>(1e-4);
+        resumed_run_matches::<WgpuTrain>();
     }
 }
 
@@ -486,16 +491,6 @@ fn other_architectures_train_like_pytorch() {
     architectures_train_like_pytorch::<CpuTrain>(1e-4);
 }
 
-#[cfg(feature = "wgpu")]
-#[test]
-fn other_architectures_train_like_pytorch_on_wgpu() {
-    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>(
-        "other_architectures_train_like_pytorch_on_wgpu",
-    ) {
-        architectures_train_like_pytorch::<simcse_model::backend::WgpuTrain>(1e-4);
-    }
-}
-
 /// Each tiny fixture of another architecture (RoBERTa with its pooler; XLM-R, ELECTRA and the two
 /// DeBERTa-v2 without) trained 20 sup updates as PyTorch trained it (`make_arch_train_fixture.py`): every loss and, at
 /// the end, every weight within `tol`.
@@ -605,15 +600,6 @@ fn weights<B: AutodiffBackend>(
 #[test]
 fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
     resumed_run_matches::<CpuTrain>();
-}
-
-/// Checkpoint save and resume on the GPU code path (wgpu; Mesa lavapipe in CI).
-#[cfg(feature = "wgpu")]
-#[test]
-fn resumed_run_matches_on_wgpu() {
-    if simcse_testkit::gpu_ready::<simcse_model::backend::Wgpu>("resumed_run_matches_on_wgpu") {
-        resumed_run_matches::<simcse_model::backend::WgpuTrain>();
-    }
 }
 
 #[cfg(feature = "cuda")]
