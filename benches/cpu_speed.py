@@ -57,10 +57,13 @@ sents = list(dict.fromkeys(s for a, b, _ in pairs for s in (a, b)))
 print(f"{len(sents)} distinct KorSTS test sentences, {len(pairs)} pairs")
 
 
+index = {s: i for i, s in enumerate(sents)}
+gold = [g for _, _, g in pairs]
+
+
 def spearman(emb):
-    index = {s: i for i, s in enumerate(sents)}
     cos = [float(emb[index[a]] @ emb[index[b]]) for a, b, _ in pairs]
-    return 100 * spearmanr(cos, [g for _, _, g in pairs]).correlation
+    return 100 * spearmanr(cos, gold).correlation
 
 
 def unit(x):
