@@ -194,26 +194,34 @@ fn tiny_bert_matches_pytorch_on_cuda() {
     tiny_bert_matches_pytorch_on::<Gpu, GpuTrain>("cuda", tol, Default::default());
 }
 
-/// Two halves side by side: BERT, RoBERTa and XLM-R on `devices[0]`; DeBERTa (inference and
-/// training paths) and ELECTRA on `devices[1]`.
+/// Two halves side by side: the tiny BERT (both paths) and every other of the BERT-layered
+/// architectures on `devices[0]`; DeBERTa (both paths: its relative terms) and the rest of
+/// [`ARCHS`] on `devices[1]`.
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 fn tiny_bert_matches_pytorch_on<B, T>(name: &str, tol: f32, devices: [B::Device; 2])
 where
     B: burn::tensor::backend::Backend,
     T: burn::tensor::backend::AutodiffBackend<InnerBackend = B, Device = B::Device>,
 {
+    let (deberta, bert_like): (Vec<&str>, Vec<&str>) =
+        ARCHS.iter().partition(|a| a.starts_with("tiny-deberta"));
     let [first, second] = devices;
+    let check = |arch: &str, device: &B::Device| {
+        let worst = check_arch::<B>(arch, tol, device);
+        println!("{name}: {arch} max abs diff vs PyTorch {worst:.2e}");
+    };
     std::thread::scope(|s| {
-        let deberta = s.spawn(|| {
-            for arch in ["tiny-deberta", "tiny-deberta-conv"] {
-                let worst = check_arch::<B>(arch, tol, &second);
-                println!("{name}: {arch} max abs diff vs PyTorch {worst:.2e}");
-                // DeBERTa's relative terms on the training path.
+        let other = s.spawn(|| {
+            for &arch in &deberta {
+                check(arch, &second);
                 let worst = check_arch::<T>(arch, tol, &second);
                 println!("{name}: {arch} under autodiff {worst:.2e}");
             }
-            let worst = check_arch::<B>("tiny-electra", tol, &second);
-            println!("{name}: tiny-electra max abs diff vs PyTorch {worst:.2e}");
+            bert_like
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .for_each(|a| check(a, &second));
         });
         let mut c = tiny_config();
         let inference = check_tiny::<B>(&fixtures().join("tiny"), &c, tol, &first);
@@ -223,11 +231,8 @@ where
         println!(
             "{name}: max abs diff vs PyTorch {inference:.2e} (inference), {training:.2e} (autodiff)"
         );
-        for arch in ["tiny-roberta", "tiny-xlmr"] {
-            let worst = check_arch::<B>(arch, tol, &first);
-            println!("{name}: {arch} max abs diff vs PyTorch {worst:.2e}");
-        }
-        if let Err(panic) = deberta.join() {
+        bert_like.iter().step_by(2).for_each(|a| check(a, &first));
+        if let Err(panic) = other.join() {
             std::panic::resume_unwind(panic);
         }
     });
