@@ -15,7 +15,7 @@ use clap::FromArgMatches;
 use simcse_cli::stage::train::{Cli, command};
 use simcse_cli::{Device, Job};
 use simcse_model::Pooler;
-use simcse_testkit::{CHILD_AUTOTUNE, minilm, shared_data};
+use simcse_testkit::{minilm, shared_data};
 use simcse_train::config::StsLoss;
 use simcse_train::{Mode, TrainConfig};
 
@@ -34,7 +34,6 @@ fn run(name: &str, args: &[&str], cwd: &Path) -> String {
         .args(args)
         .current_dir(cwd)
         .env("RUST_LOG", "warn")
-        .env(CHILD_AUTOTUNE.0, CHILD_AUTOTUNE.1)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -518,6 +517,7 @@ fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
     let tiny = w.join("tiny");
     std::fs::create_dir(&tiny).unwrap();
     simcse_testkit::tiny_init(&tiny, &corpus);
+    simcse_testkit::cubecl_config_in(w);
     let eval = run(
         "simcse-eval",
         &[

@@ -176,11 +176,11 @@ pub fn gpu_ready<B: burn::tensor::backend::Backend>(test: &str) -> bool {
 }
 
 /// cubecl's settings for this test process, before its first kernel: the least autotuning (on
-/// lavapipe each candidate kernel is compiled and timed on the CPU, most of a cold test's time; the
-/// kernels chosen compute the same values) unless `CUBECL_AUTOTUNE_LEVEL` says otherwise, and one
-/// autotune cache under the workspace's `target/` for every test binary (cubecl's default is the
-/// `target/` beside the nearest Cargo.toml, one per crate). Child processes get
-/// [`CHILD_AUTOTUNE`] through their environment.
+/// lavapipe each candidate kernel is compiled and timed on the CPU; the kernels chosen compute the
+/// same values) unless `CUBECL_AUTOTUNE_LEVEL` says otherwise, and one autotune cache for every
+/// test binary and stage binary under test, [`autotune_cache`] (cubecl's default is the `target/`
+/// beside the nearest Cargo.toml, one per crate). Child processes get it from
+/// [`cubecl_config_in`].
 fn cubecl_for_tests() {
     use cubecl_runtime::config::autotune::AutotuneLevel;
     use cubecl_runtime::config::cache::CacheConfig;
@@ -189,14 +189,56 @@ fn cubecl_for_tests() {
     ONCE.call_once(|| {
         let mut config = CubeClRuntimeConfig::from_current_dir();
         config.autotune.level = AutotuneLevel::Minimal;
-        config.autotune.cache = CacheConfig::File(repo().join("target/cubecl-autotune"));
+        config.autotune.cache = CacheConfig::File(autotune_cache());
         CubeClRuntimeConfig::set(config.override_from_env());
     });
 }
 
-/// The environment entry that gives a child process (a stage binary under test) the tests' least
-/// autotuning.
-pub const CHILD_AUTOTUNE: (&str, &str) = ("CUBECL_AUTOTUNE_LEVEL", "minimal");
+/// Writes `dir/cubecl.toml`, the settings of [`cubecl_for_tests`], for a stage binary run with
+/// `dir` as its working directory (cubecl reads the file from there).
+pub fn cubecl_config_in(dir: &Path) {
+    let cache = autotune_cache();
+    let toml = format!(
+        "[autotune]\nlevel = \"minimal\"\ncache = {{ file = {:?} }}\n",
+        cache.to_str().expect("a UTF-8 checkout path")
+    );
+    std::fs::write(dir.join("cubecl.toml"), toml).unwrap();
+}
+
+/// The tests' autotune cache, `target/cubecl-autotune`, seeded with the committed results for the
+/// tests' shapes on lavapipe (`crates/simcse-testkit/autotune`; `scripts/lavapipe-autotune.sh`
+/// records them again). Autotuning compiles and times every candidate kernel of every new shape;
+/// on lavapipe, where compiling is most of a GPU test's time, a cold cache doubled the train
+/// binary's GPU test (BENCHMARKS.md, "Session 18"). A shape the seed lacks is autotuned as before.
+/// Seed files are copied only where the cache has no such file yet, so results cubecl appended
+/// there are kept.
+pub fn autotune_cache() -> PathBuf {
+    let cache = repo().join("target/cubecl-autotune");
+    let seed = repo().join("crates/simcse-testkit/autotune");
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| copy_missing(&seed, &cache));
+    cache
+}
+
+/// Copies each file under `from` to the same place under `to` unless one is there, each through a
+/// temporary file and a rename, so that cubecl in a parallel test binary never reads half a file.
+fn copy_missing(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return; // no seed (`scripts/lavapipe-autotune.sh` removes it to record a new one)
+    };
+    std::fs::create_dir_all(to).unwrap();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_missing(&path, &target);
+        } else if !target.exists() {
+            let tmp = tempfile::NamedTempFile::new_in(to).unwrap();
+            std::fs::copy(&path, tmp.path()).unwrap();
+            tmp.persist_noclobber(&target).ok(); // another process's copy of the same seed won
+        }
+    }
+}
 
 /// The parity tolerance on CUDA, where burn's f32 matrix products run on the tensor cores in TF32
 /// (cubek-matmul picks TF32 tiles for f32 inputs when the device has them; there is no switch): 10

@@ -612,23 +612,25 @@ fn resumed_run_matches_on_cuda() {
 fn resumed_run_matches<B: AutodiffBackend>() {
     let _rng = serial::<B>();
     let data = prepared();
-    let corpus: Vec<String> =
-        simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
-            .unwrap()
-            .into_iter()
-            .take(10)
-            .flat_map(|(t, _)| [t.anchor, t.positive, t.negative])
-            .collect();
+    let all = simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet")).unwrap();
+    let corpus: Vec<String> = all[..10]
+        .iter()
+        .flat_map(|(t, _)| [t.anchor.clone(), t.positive.clone(), t.negative.clone()])
+        .collect();
     let init = tempfile::tempdir().unwrap();
     simcse_testkit::tiny_init(init.path(), &corpus);
+    // Batches of 4 over two epochs, 6 updates. burn-flex: 10 examples, so 4, 4, 2 (a short last
+    // batch). The cubecl backends compile every new shape (a second or more per kernel on
+    // lavapipe), so there 12 examples: 4, 4, 4, the 12 rows of 16 tokens of the PyTorch fixture's
+    // sup batches, whose kernels the test before this one compiled (5, 5 was 57 s more on lavapipe).
+    let device = Default::default();
+    let examples = if simcse_model::backend::on_flex::<B>(&device) {
+        10
+    } else {
+        12
+    };
     let small = data.path().join("small_triples.parquet");
-    let triples: Vec<_> =
-        simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet"))
-            .unwrap()
-            .into_iter()
-            .take(10)
-            .collect();
-    let refs: Vec<_> = triples
+    let refs: Vec<_> = all[..examples]
         .iter()
         .map(|(t, s)| (t.clone(), s.as_str()))
         .collect();
@@ -636,23 +638,14 @@ fn resumed_run_matches<B: AutodiffBackend>() {
     let dev = read_sts(&data.path().join("sts/korsts_dev.parquet")).unwrap();
     // 64 sentences: one evaluation batch.
     write_sts(&data.path().join("sts/dev32.parquet"), &dev[..32]).unwrap();
-    // 10 examples. burn-flex: batches of 4, 4, 2 (a short last batch), two epochs. The cubecl
-    // backends compile and autotune every shape (minutes on lavapipe), so there: 5, 5, three epochs.
-    // Either way 6 updates.
-    let device = Default::default();
-    let (batch_size, epochs) = if simcse_model::backend::on_flex::<B>(&device) {
-        (4, 2)
-    } else {
-        (5, 3)
-    };
     let config = |out: &str| TrainConfig {
         mode: Mode::Sup,
         init: init.path().to_path_buf(),
         train_file: small.clone(),
         dev_file: data.path().join("sts/dev32.parquet"),
         out: data.path().join(out),
-        batch_size,
-        epochs,
+        batch_size: 4,
+        epochs: 2,
         max_len: 16,
         eval_max_len: 16,
         warmup_ratio: 0.2,
