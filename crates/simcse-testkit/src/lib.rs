@@ -208,8 +208,9 @@ pub fn cubecl_config_in(dir: &Path) {
 /// The tests' autotune cache, `target/cubecl-autotune`, seeded with the committed results for the
 /// tests' shapes on lavapipe (`crates/simcse-testkit/autotune`; `scripts/lavapipe-autotune.sh`
 /// records them again). Autotuning compiles and times every candidate kernel of every new shape;
-/// on lavapipe, where compiling is most of a GPU test's time, a cold cache doubled the train
-/// binary's GPU test (BENCHMARKS.md, "Session 18"). A shape the seed lacks is autotuned as before.
+/// on lavapipe, where compiling is most of a GPU test's time, a cold cache made the train
+/// binary's GPU test take 324 s instead of 244 s (BENCHMARKS.md, "Session 18"). A shape the seed
+/// lacks is autotuned as before.
 /// Seed files are copied only where the cache has no such file yet, so results cubecl appended
 /// there are kept.
 pub fn autotune_cache() -> PathBuf {
