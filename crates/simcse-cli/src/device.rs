@@ -2,6 +2,7 @@
 //! compiled in, or that is missing at run time, is an error that says what to do.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{Result, bail};
@@ -67,6 +68,7 @@ impl Device {
             #[cfg(feature = "wgpu")]
             Device::Wgpu => {
                 use simcse_model::backend::{Wgpu, WgpuTrain};
+                configure_cubecl();
                 let device = burn::backend::wgpu::WgpuDevice::default();
                 simcse_model::backend::check_device::<Wgpu>(&device, "the wgpu device").map_err(
                     |e| {
@@ -82,6 +84,7 @@ impl Device {
             #[cfg(feature = "cuda")]
             Device::Cuda(n) => {
                 use simcse_model::backend::{Gpu, GpuTrain};
+                configure_cubecl();
                 let device = burn::backend::cuda::CudaDevice::new(n);
                 simcse_model::backend::check_device::<Gpu>(&device, &format!("CUDA device {n}"))
                     .map_err(|e| {
@@ -102,4 +105,57 @@ impl Device {
             ),
         }
     }
+}
+
+/// The folder where the GPU devices keep cubecl's autotune results and compiled kernels (CUDA's
+/// PTX; wgpu's WGSL path has no compiled-kernel cache) between runs: `$XDG_CACHE_HOME/simcse-ko/cubecl`,
+/// else `~/.cache/simcse-ko/cubecl`. cubecl names the files inside by its version and the device.
+/// Without it, cubecl keeps them in the `target/` beside the nearest Cargo.toml above the working
+/// directory, so a run from another folder started cold (over a minute on an H200 for BERT-base).
+pub fn cubecl_cache() -> Option<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let base = env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|home| Path::new(&home).join(".cache")))?;
+    Some(base.join("simcse-ko").join("cubecl"))
+}
+
+/// Whether a cubecl settings file applies to this process: `cubecl.toml` (or a `burn.toml` with a
+/// `[cubecl]` table) in the working directory or above, where cubecl looks for one.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn cubecl_file_applies() -> bool {
+    let Ok(cwd) = std::env::current_dir() else {
+        return false;
+    };
+    cwd.ancestors().any(|dir| {
+        ["cubecl.toml", "CubeCL.toml"]
+            .iter()
+            .any(|f| dir.join(f).is_file())
+            || ["burn.toml", "Burn.toml"]
+                .iter()
+                .any(|f| std::fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains("[cubecl")))
+    })
+}
+
+/// Points cubecl at [`cubecl_cache`], once, before its first kernel; a settings file of the
+/// user's wins (the GPU kit and the tests use one). `CUBECL_*` variables apply as in cubecl.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn configure_cubecl() {
+    use cubecl_runtime::config::cache::CacheConfig;
+    use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if cubecl_file_applies() {
+            tracing::info!("cubecl: settings from a cubecl.toml in the working directory or above");
+            return;
+        }
+        let Some(root) = cubecl_cache() else {
+            return;
+        };
+        let mut config = CubeClRuntimeConfig::default();
+        config.autotune.cache = CacheConfig::File(root.clone());
+        config.compilation.cache = Some(CacheConfig::File(root.clone()));
+        CubeClRuntimeConfig::set(config.override_from_env());
+        tracing::info!(cache = %root.display(), "cubecl: autotune results and compiled kernels");
+    });
 }

@@ -517,28 +517,36 @@ fn stage_binaries_run_on_wgpu_and_explain_devices_they_lack() {
     let tiny = w.join("tiny");
     std::fs::create_dir(&tiny).unwrap();
     simcse_testkit::tiny_init(&tiny, &corpus);
-    simcse_testkit::cubecl_config_in(w);
-    let eval = run(
-        "simcse-eval",
-        &[
-            "--device",
-            "wgpu",
-            "--model",
-            tiny.to_str().unwrap(),
+    // No cubecl.toml in the working directory (tempdir, outside the checkout): the binary keeps
+    // cubecl's autotune results in the user's cache, `$XDG_CACHE_HOME/simcse-ko/cubecl`, seeded
+    // here with the tests' results. cubecl's own default there would be `$XDG_CACHE_HOME/cubecl`,
+    // where a run that missed the seed would autotune and write.
+    let xdg = w.join("xdg");
+    simcse_testkit::seed_autotune_cache(&xdg.join("simcse-ko/cubecl"));
+    let out = Command::new(bin("simcse-eval"))
+        .args(["--device", "wgpu", "--model", tiny.to_str().unwrap()])
+        .args([
             "--data-dir",
             data.path().to_str().unwrap(),
             "--sets",
             "dev30",
-            "--max-len",
-            "16",
-            "--out",
-            "reports/wgpu",
-        ],
-        w,
-    );
+        ])
+        .args(["--max-len", "16", "--out", "reports/wgpu"])
+        .current_dir(w)
+        .env("RUST_LOG", "warn")
+        .env("XDG_CACHE_HOME", &xdg)
+        .env("CUBECL_AUTOTUNE_LEVEL", "minimal")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     let report = json(&w.join("reports/wgpu/eval.json"));
     let rho = report["models"][0]["sets"][0]["score"]["spearman"].as_f64();
-    assert!(rho.is_some_and(|r| r.is_finite()), "{eval}");
+    assert!(rho.is_some_and(|r| r.is_finite()), "{err}");
+    assert!(
+        !xdg.join("cubecl").exists(),
+        "cubecl autotuned into its default folder, not $XDG_CACHE_HOME/simcse-ko/cubecl"
+    );
 }
 
 // The command line of the binaries, from the library where their code lives (`simcse_cli::stage`).

@@ -823,3 +823,115 @@ fn every_architecture_saves_and_reloads_to_the_same_outputs() {
         );
     }
 }
+
+// The patched burn-flex (vendor/README.md): each change against the arithmetic it replaced, on
+// tensors larger than one parallel chunk (16 Ki elements) and of a length that is not a multiple
+// of it, so that the rayon split, the SIMD loop and its remainder all run.
+
+/// [-6, 6] in steps of 6e-5: 200,001 values.
+fn erf_grid() -> Vec<f32> {
+    (-100_000..=100_000).map(|i| i as f32 * 6e-5).collect()
+}
+
+#[test]
+fn flex_erf_and_gelu_are_within_5e_7_of_libm() {
+    let device = Default::default();
+    let xs = erf_grid();
+    let x = Tensor::<Cpu, 1>::from_floats(xs.as_slice(), &device);
+    let erf = values(x.clone().erf());
+    let gelu = values(burn::tensor::activation::gelu(x));
+    let (mut worst_erf, mut worst_gelu) = (0f64, 0f64);
+    for ((&x, &e), &g) in xs.iter().zip(&erf).zip(&gelu) {
+        let want = libm::erf(x as f64);
+        worst_erf = worst_erf.max((e as f64 - want).abs());
+        let want = 0.5 * x as f64 * (1.0 + libm::erf(x as f64 / std::f64::consts::SQRT_2));
+        worst_gelu = worst_gelu.max((g as f64 - want).abs());
+    }
+    // libm's erff: 6e-8. GELU's error is erf's times |x|/2, plus its own rounding near |x| = 6.
+    assert!(worst_erf <= 5e-7, "erf: max abs error {worst_erf}");
+    assert!(worst_gelu <= 2e-6, "gelu: max abs error {worst_gelu}");
+    let special = values(
+        Tensor::<Cpu, 1>::from_floats([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0], &device)
+            .erf(),
+    );
+    assert!(special[0].is_nan(), "erf(NaN) = {}", special[0]);
+    assert!((special[1] - 1.0).abs() <= 5e-7 && (special[2] + 1.0).abs() <= 5e-7);
+    assert_eq!(special[3], 0.0);
+}
+
+#[test]
+fn flex_gelu_gradient_is_within_1e_6_of_the_exact_one() {
+    let device = Default::default();
+    let xs = erf_grid();
+    let x = Tensor::<CpuTrain, 1>::from_floats(xs.as_slice(), &device).require_grad();
+    let grads = burn::tensor::activation::gelu(x.clone()).sum().backward();
+    let got = values(x.grad(&grads).unwrap());
+    let worst = xs
+        .iter()
+        .zip(&got)
+        .map(|(&x, &g)| {
+            let x = x as f64;
+            let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            (g as f64 - (cdf + x * pdf)).abs()
+        })
+        .fold(0f64, f64::max);
+    assert!(worst <= 1e-6, "gelu gradient: max abs error {worst}");
+}
+
+#[test]
+fn flex_parallel_element_wise_ops_equal_the_scalar_loop() {
+    let device = Default::default();
+    let n: usize = 100_003;
+    let xs: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 1000) as f32 * 0.01 - 5.0)
+        .collect();
+    let ys: Vec<f32> = (0..n)
+        .map(|i| ((i * 104729) % 997) as f32 * 0.002)
+        .collect();
+    let x = Tensor::<Cpu, 1>::from_floats(xs.as_slice(), &device);
+    let y = Tensor::<Cpu, 1>::from_floats(ys.as_slice(), &device);
+    let exp: Vec<f32> = xs.iter().map(|x| x.exp()).collect();
+    // In place (the only handle), allocating (another handle alive), and a view at an offset.
+    assert_eq!(values(x.clone().exp()), exp, "shared");
+    assert_eq!(
+        values(x.clone().slice(3..n).exp()),
+        exp[3..],
+        "view at an offset"
+    );
+    let pow: Vec<f32> = ys.iter().zip(&xs).map(|(y, x)| y.powf(*x)).collect();
+    assert_eq!(values(y.clone().powf(x.clone())), pow, "binary, shared");
+    assert_eq!(values(y.powf(x.clone())), pow, "binary, in place");
+    assert_eq!(values(x.exp()), exp, "in place");
+}
+
+#[test]
+fn flex_copies_permuted_tensors_in_order() {
+    let device = Default::default();
+    let shape = [3, 4, 5, 6];
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let x = Tensor::<Cpu, 1>::from_floats(data.as_slice(), &device).reshape(shape);
+    // Element [b, h, s, d] of `x` is its index; read in [b, s, h, d] order.
+    let want = |bs: std::ops::Range<usize>, ds: std::ops::Range<usize>| {
+        let mut out = Vec::new();
+        for b in bs {
+            for s in 0..5 {
+                for h in 0..4 {
+                    out.extend(ds.clone().map(|d| (((b * 4 + h) * 5 + s) * 6 + d) as f32));
+                }
+            }
+        }
+        out
+    };
+    // Attention's [batch, heads, seq, d] -> [batch, seq, heads, d], then a reshape that copies.
+    let got = values(x.clone().swap_dims(1, 2).reshape([3, 5, 24]));
+    assert_eq!(got, want(0..3, 0..6));
+    // The same from a view at an offset with a shorter inner run.
+    let got = values(
+        x.slice([1..3, 0..4, 0..5, 2..5])
+            .swap_dims(1, 2)
+            .reshape([2 * 5 * 4 * 3]),
+    );
+    assert_eq!(got, want(1..3, 2..5));
+}

@@ -178,9 +178,8 @@ pub fn gpu_ready<B: burn::tensor::backend::Backend>(test: &str) -> bool {
 /// cubecl's settings for this test process, before its first kernel: the least autotuning (on
 /// lavapipe each candidate kernel is compiled and timed on the CPU; the kernels chosen compute the
 /// same values) unless `CUBECL_AUTOTUNE_LEVEL` says otherwise, and one autotune cache for every
-/// test binary and stage binary under test, [`autotune_cache`] (cubecl's default is the `target/`
-/// beside the nearest Cargo.toml, one per crate). Child processes get it from
-/// [`cubecl_config_in`].
+/// test binary, [`autotune_cache`] (cubecl's default is the `target/` beside the nearest
+/// Cargo.toml, one per crate).
 fn cubecl_for_tests() {
     use cubecl_runtime::config::autotune::AutotuneLevel;
     use cubecl_runtime::config::cache::CacheConfig;
@@ -194,17 +193,6 @@ fn cubecl_for_tests() {
     });
 }
 
-/// Writes `dir/cubecl.toml`, the settings of [`cubecl_for_tests`], for a stage binary run with
-/// `dir` as its working directory (cubecl reads the file from there).
-pub fn cubecl_config_in(dir: &Path) {
-    let cache = autotune_cache();
-    let toml = format!(
-        "[autotune]\nlevel = \"minimal\"\ncache = {{ file = {:?} }}\n",
-        cache.to_str().expect("a UTF-8 checkout path")
-    );
-    std::fs::write(dir.join("cubecl.toml"), toml).unwrap();
-}
-
 /// The tests' autotune cache, `target/cubecl-autotune`, seeded with the committed results for the
 /// tests' shapes on lavapipe (`crates/simcse-testkit/autotune`; `scripts/lavapipe-autotune.sh`
 /// records them again). Autotuning compiles and times every candidate kernel of every new shape;
@@ -215,10 +203,15 @@ pub fn cubecl_config_in(dir: &Path) {
 /// there are kept.
 pub fn autotune_cache() -> PathBuf {
     let cache = repo().join("target/cubecl-autotune");
-    let seed = repo().join("crates/simcse-testkit/autotune");
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| copy_missing(&seed, &cache));
+    ONCE.call_once(|| seed_autotune_cache(&cache));
     cache
+}
+
+/// Copies the committed autotune results into `cache` (a cubecl cache folder) where a file is
+/// missing: for a stage binary under test that keeps its cache elsewhere.
+pub fn seed_autotune_cache(cache: &Path) {
+    copy_missing(&repo().join("crates/simcse-testkit/autotune"), cache);
 }
 
 /// Copies each file under `from` to the same place under `to` unless one is there, each through a

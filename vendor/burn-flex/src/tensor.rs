@@ -377,6 +377,28 @@ impl FlexTensor {
             copy_2d_tiled(
                 &mut dst, src, offset, shape[0], shape[1], strides[0], strides[1],
             );
+        } else if all_positive && strides[strides.len() - 1] == 1 && n > 0 {
+            // (patched) ND with a contiguous innermost run, e.g. attention's
+            // heads permuted back to [batch, seq, heads, head_dim]: copy
+            // whole runs, stepping an odometer over the outer dims, instead
+            // of walking every element through the strided iterator.
+            let rank = shape.len();
+            let run = shape[rank - 1];
+            let mut index = alloc::vec![0usize; rank - 1];
+            let mut start = offset;
+            for _ in 0..n / run {
+                let s = start as usize;
+                dst.extend_from_slice(&src[s..s + run]);
+                for d in (0..rank - 1).rev() {
+                    index[d] += 1;
+                    start += strides[d];
+                    if index[d] < shape[d] {
+                        break;
+                    }
+                    start -= strides[d] * shape[d] as isize;
+                    index[d] = 0;
+                }
+            }
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.

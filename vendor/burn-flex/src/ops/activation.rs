@@ -341,7 +341,8 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
 #[cfg(feature = "simd")]
 #[inline(always)]
 fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
-    use macerator::{Scalar, vload_unaligned, vstore_unaligned};
+    use crate::simd::{vload_unaligned, vstore_unaligned}; // patched
+    use macerator::Scalar;
     let lanes = <f32 as Scalar>::lanes::<S>();
     let len = input.len();
     let simd_len = len / lanes * lanes;
@@ -953,7 +954,8 @@ fn layer_norm_row_f32_simd<S: macerator::Simd>(
     beta: Option<&[f32]>,
     epsilon: f32,
 ) {
-    use macerator::{Scalar, vload_unaligned, vstore_unaligned};
+    use crate::simd::{vload_unaligned, vstore_unaligned}; // patched
+    use macerator::Scalar;
     let lanes = <f32 as Scalar>::lanes::<S>();
     let len = input.len();
     let simd_len = len / lanes * lanes;

@@ -35,8 +35,8 @@ pub fn binary_op<F32Op, F64Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    F32Op: Fn(f32, f32) -> f32 + Copy,
-    F64Op: Fn(f64, f64) -> f64 + Copy,
+    F32Op: Fn(f32, f32) -> f32 + Copy + Send + Sync,
+    F64Op: Fn(f64, f64) -> f64 + Copy + Send + Sync,
 {
     debug_assert_eq!(lhs.dtype(), rhs.dtype(), "binary_op: dtype mismatch");
 
@@ -67,7 +67,7 @@ fn binary_op_f32<Op>(
     simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Copy + Send + Sync,
 {
     // Permuted lhs + broadcast rhs (e.g. `x.permute(...) - mean`):
     // the generic path would walk the permuted lhs with a scalar
@@ -337,7 +337,7 @@ fn binary_op_f32<Op>(
     _simd_hint: Option<BinaryOp>,
 ) -> FlexTensor
 where
-    Op: Fn(f32, f32) -> f32,
+    Op: Fn(f32, f32) -> f32 + Copy + Send + Sync,
 {
     binary_op_typed(lhs, rhs, op)
 }
@@ -346,7 +346,7 @@ where
 pub(crate) fn binary_op_typed<E, Op>(mut lhs: FlexTensor, rhs: &FlexTensor, op: Op) -> FlexTensor
 where
     E: Element + bytemuck::Pod,
-    Op: Fn(E, E) -> E,
+    Op: Fn(E, E) -> E + Copy + Send + Sync,
 {
     let rhs_storage: &[E] = rhs.storage();
 
@@ -359,9 +359,7 @@ where
     {
         let lhs_storage: &mut [E] = lhs.storage_mut();
         let r_slice = &rhs_storage[r_start..r_end];
-        for (l, &r) in lhs_storage[..l_end].iter_mut().zip(r_slice) {
-            *l = op(*l, r);
-        }
+        zip_map_inplace(&mut lhs_storage[..l_end], r_slice, op);
         return lhs;
     }
 
@@ -376,13 +374,9 @@ where
     ) {
         // Both contiguous (but lhs not at offset 0)
         (Some((l_start, l_end)), Some((r_start, r_end))) => {
-            let l_slice = &lhs_storage[l_start..l_end];
-            let r_slice = &rhs_storage[r_start..r_end];
-            l_slice
-                .iter()
-                .zip(r_slice)
-                .map(|(&a, &b)| op(a, b))
-                .collect()
+            let mut result = lhs_storage[l_start..l_end].to_vec();
+            zip_map_inplace(&mut result, &rhs_storage[r_start..r_end], op);
+            result
         }
         // Fast path for 2D non-contiguous (common for transpose)
         _ if lhs.layout().num_dims() == 2 => {
@@ -400,6 +394,45 @@ where
     };
 
     make_tensor(result, shape, dtype)
+}
+
+/// `*l = op(*l, r)` over `lhs` and `rhs` (same length): in chunks on the rayon pool when there is
+/// more than one, each compiled for the CPU's SIMD level, as `unary::map_inplace`. (patched:
+/// upstream ran a scalar loop on one thread; GELU's backward goes through here.)
+fn zip_map_inplace<E, Op>(lhs: &mut [E], rhs: &[E], op: Op)
+where
+    E: Copy + Send + Sync,
+    Op: Fn(E, E) -> E + Copy + Send + Sync,
+{
+    debug_assert_eq!(lhs.len(), rhs.len());
+    #[cfg(feature = "rayon")]
+    if lhs.len() > ZIP_MAP_CHUNK {
+        use rayon::prelude::*;
+        lhs.par_chunks_mut(ZIP_MAP_CHUNK)
+            .zip(rhs.par_chunks(ZIP_MAP_CHUNK))
+            .for_each(|(l, r)| zip_map_chunk(l, r, op));
+        return;
+    }
+    zip_map_chunk(lhs, rhs, op);
+}
+
+/// Elements per rayon task in [`zip_map_inplace`] (as `unary::MAP_CHUNK`).
+#[cfg(feature = "rayon")]
+const ZIP_MAP_CHUNK: usize = 16 * 1024;
+
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn zip_map_chunk<S: macerator::Simd, E: Copy, Op: Fn(E, E) -> E>(lhs: &mut [E], rhs: &[E], op: Op) {
+    for (l, &r) in lhs.iter_mut().zip(rhs) {
+        *l = op(*l, r);
+    }
+}
+
+#[cfg(not(feature = "simd"))]
+fn zip_map_chunk<E: Copy, Op: Fn(E, E) -> E>(lhs: &mut [E], rhs: &[E], op: Op) {
+    for (l, &r) in lhs.iter_mut().zip(rhs) {
+        *l = op(*l, r);
+    }
 }
 
 /// Fast 2D strided binary operation using row-based iteration.
@@ -518,7 +551,7 @@ fn make_tensor<E: bytemuck::Pod + Send + Sync>(
 /// Supports all integer dtypes: I64, I32, I16, I8, U64, U32, U16, U8.
 pub fn int_binary_op<Op>(lhs: FlexTensor, rhs: FlexTensor, op: Op) -> FlexTensor
 where
-    Op: Fn(i64, i64) -> i64 + Copy,
+    Op: Fn(i64, i64) -> i64 + Copy + Send + Sync,
 {
     debug_assert_eq!(lhs.dtype(), rhs.dtype(), "int_binary_op: dtype mismatch");
 

@@ -493,7 +493,8 @@ fn radix4_scalar(
 
 #[cfg(feature = "simd")]
 mod simd_fft {
-    use macerator::{Simd, vload_unaligned, vstore_unaligned};
+    use crate::simd::{vload_unaligned, vstore_unaligned}; // patched
+    use macerator::Simd;
 
     /// Scalar radix-4 butterfly for the SIMD tail path.
     #[allow(clippy::too_many_arguments)]

@@ -603,7 +603,8 @@ fn dot_i32_scalar(a: &[i32], b: &[i32]) -> i32 {
 #[cfg(feature = "simd")]
 #[macerator::with_simd]
 fn dot_i32_simd<S: macerator::Simd>(a: &[i32], b: &[i32]) -> i32 {
-    use macerator::{Scalar, VMulAdd, vload_unaligned};
+    use crate::simd::vload_unaligned; // patched
+    use macerator::{Scalar, VMulAdd};
 
     let lanes = i32::lanes::<S>();
     let len = a.len();

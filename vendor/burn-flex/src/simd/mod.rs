@@ -9,6 +9,27 @@
 //!
 //! Enable with the `simd` feature flag (enabled by default).
 
+// (patched) Inlined loads and stores: macerator 0.3.4's free `vload_unaligned` and
+// `vstore_unaligned` have no `#[inline]`, and LLVM kept them as calls, each calling the
+// intrinsic out of line (the bias add after every linear layer spent most of its time there).
+// These forward to the same `#[inline(always)]` trait methods the free functions call.
+#[cfg(feature = "simd")]
+#[inline(always)]
+pub(crate) unsafe fn vload_unaligned<S: macerator::Simd, T: macerator::Scalar>(
+    ptr: *const T,
+) -> macerator::Vector<S, T> {
+    unsafe { T::vload_unaligned(ptr) }
+}
+
+#[cfg(feature = "simd")]
+#[inline(always)]
+pub(crate) unsafe fn vstore_unaligned<S: macerator::Simd, T: macerator::Scalar>(
+    ptr: *mut T,
+    value: macerator::Vector<S, T>,
+) {
+    unsafe { T::vstore_unaligned(ptr, value) }
+}
+
 // Portable SIMD kernels using macerator (reductions, scatter-add)
 #[cfg(feature = "simd")]
 pub mod kernels;

@@ -3,7 +3,9 @@
 //! Replaces platform-specific implementations (neon.rs) with a single
 //! portable implementation that auto-dispatches to NEON/AVX2/SSE/SIMD128/scalar.
 
-use macerator::{Scalar, Simd, VBitAnd, VBitOr, VBitXor, vload_unaligned, vstore_unaligned};
+use macerator::{Scalar, Simd, VBitAnd, VBitOr, VBitXor};
+
+use super::{vload_unaligned, vstore_unaligned}; // patched
 
 #[cfg(feature = "rayon")]
 use rayon::prelude::*;
