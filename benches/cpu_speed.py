@@ -18,8 +18,10 @@ against transformers), its lines passed through.
 (`target/debug`: the dev profile builds the dependencies at opt-level 3, where the hot loops are.)
 Not in CI: it needs torch and onnxruntime."""
 import argparse
+import atexit
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,6 +74,8 @@ def unit(x):
 
 results = []  # (system, pooling, sentences/s, spearman)
 work = pathlib.Path(tempfile.mkdtemp())
+# Checkpoints and runs of several GB: removed on exit (they filled the disk after a few runs).
+atexit.register(shutil.rmtree, work, ignore_errors=True)
 (work / "sents.txt").write_text("\n".join(sents) + "\n", encoding="utf-8")
 
 # Ours.

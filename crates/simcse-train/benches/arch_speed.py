@@ -15,9 +15,11 @@ Prints the median examples/s of the updates after the first two, and the ratio.
 
 Needs torch, transformers and pyarrow (not in CI)."""
 import argparse
+import atexit
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -40,6 +42,8 @@ args = ap.parse_args()
 torch.set_num_threads(os.cpu_count())
 
 work = pathlib.Path(tempfile.mkdtemp())
+# Checkpoints and runs of several GB: removed on exit (they filled the disk after a few runs).
+atexit.register(shutil.rmtree, work, ignore_errors=True)
 subprocess.run([f"{args.bin}/simcse-prepare", "run", "--raw-dir", args.shared, "--out-dir", work / "data"],
                check=True, capture_output=True)
 # from_pretrained(folder) with a vocab.txt (transformers 5 ignores BertTokenizerFast(vocab_file=...)).
