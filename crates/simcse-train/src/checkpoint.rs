@@ -30,9 +30,16 @@ pub struct State {
     pub best: Option<(usize, StsScore)>,
     /// The configuration the run was started with; a resume under another one is refused.
     pub config: TrainConfig,
+    /// How many devices trained (data-parallel); checkpoints from before multi-device runs: 1.
+    #[serde(default = "one")]
+    pub devices: usize,
     /// SHA-256 of each file of the checkpoint (but this one), by name.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The record files of a checkpoint, as burn names them.

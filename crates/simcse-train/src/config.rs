@@ -328,6 +328,7 @@ mod tests {
             evals: vec![],
             best: None,
             config: TrainConfig::default(),
+            devices: 1,
             files: [("model.bin".to_string(), "00".repeat(32))].into(),
         };
         let seed = serde_json::to_vec_pretty(&state).unwrap();

@@ -1,6 +1,7 @@
 //! The training corpus, the seeded shuffle, and batches tokenized ahead of the step on another thread.
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -118,6 +119,48 @@ pub struct TrainBatch {
     pub views: usize,
     /// The gold score of each example (sts), empty otherwise.
     pub scores: Vec<f32>,
+}
+
+impl TrainBatch {
+    /// Which examples device `index` of `count` trains on: the batch cut in order into `count`
+    /// near-equal runs (the first `examples % count` one longer), so that the devices' shards,
+    /// gathered in device order, are the batch again.
+    pub fn shard_range(&self, index: usize, count: usize) -> Range<usize> {
+        let (base, extra) = (self.examples / count, self.examples % count);
+        let start = index * base + index.min(extra);
+        start..start + base + usize::from(index < extra)
+    }
+
+    /// The examples `range` with all their views, view-major like the batch, padded to the
+    /// batch's length.
+    pub fn shard(&self, range: Range<usize>) -> TrainBatch {
+        let parts: Vec<Batch> = (0..self.views)
+            .map(|v| {
+                self.tokens
+                    .rows(v * self.examples + range.start..v * self.examples + range.end)
+            })
+            .collect();
+        TrainBatch {
+            tokens: Batch {
+                input_ids: parts
+                    .iter()
+                    .flat_map(|p| p.input_ids.iter().copied())
+                    .collect(),
+                attention_mask: (parts.iter())
+                    .flat_map(|p| p.attention_mask.iter().copied())
+                    .collect(),
+                batch: range.len() * self.views,
+                seq: self.tokens.seq,
+            },
+            examples: range.len(),
+            views: self.views,
+            scores: self
+                .scores
+                .get(range)
+                .map(<[f32]>::to_vec)
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// The example order of `epoch`: a Fisher-Yates shuffle seeded by (seed, epoch).

@@ -8,6 +8,7 @@ pub mod data;
 #[cfg(debug_assertions)]
 #[doc(hidden)]
 pub mod instances;
+pub mod parallel;
 pub mod run_dir;
 pub mod schedule;
 pub mod trainer;

@@ -28,6 +28,7 @@ use crate::checkpoint::{self, State};
 use crate::clip::clip_global_norm;
 use crate::config::{ConfigError, MlpInit, Mode, StsLoss, TrainConfig};
 use crate::data::{self, Corpus, TrainBatch};
+use crate::parallel::{self, Rank};
 use crate::run_dir::{RunDir, RunLock};
 use crate::schedule::Plan;
 
@@ -61,6 +62,17 @@ pub enum TrainError {
     Checkpoint(String),
     #[error("{0}")]
     Locked(String),
+    /// A collective operation between devices failed (also when another device failed first).
+    #[error("collective: {0}")]
+    Collective(String),
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// What went wrong on one device of several.
+    #[error("{device}: {source}")]
+    Device {
+        device: String,
+        source: Box<TrainError>,
+    },
 }
 
 impl TrainError {
@@ -121,6 +133,10 @@ pub struct Trainer<B: AutodiffBackend> {
     device: B::Device,
     /// Updates done so far.
     pub step: usize,
+    /// On several devices: this one's place among them (see [`Trainer::on_devices`]).
+    rank: Option<Rank>,
+    /// On several devices, the first one's trainer holds the others', which hold none.
+    peers: Vec<Trainer<B>>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -140,6 +156,97 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let model = init.load::<B>(device)?;
         Self::from_parts(model, init.config, init.tokenizer, config, device)
+    }
+
+    /// Data-parallel training on `devices` (see [`crate::parallel`]): `config.batch_size` is the
+    /// global batch, cut into one shard per device; the contrastive loss is taken over the whole
+    /// batch. This trainer runs on the first device (it evaluates, exports and checkpoints) and
+    /// holds a replica of itself for each other one. One device trains as [`Trainer::new`].
+    pub fn on_devices(config: TrainConfig, devices: &[B::Device]) -> Result<Self> {
+        let [first, rest @ ..] = devices else {
+            return Err(TrainError::Config("no device to train on".into()));
+        };
+        let mut lead = Self::new(config, first)?;
+        if rest.is_empty() {
+            return Ok(lead);
+        }
+        let count = devices.len();
+        if B::name(first).contains("wgpu") {
+            return Err(TrainError::Config(
+                "several wgpu devices: burn 0.21 moves a tensor between cubecl devices through \
+                 server-to-server transfers that only CUDA implements (NCCL), and two trainers \
+                 sharing one wgpu device race in its kernel streams; train on cuda:N devices, \
+                 or on one wgpu device"
+                    .into(),
+            ));
+        }
+        if lead.config.do_mlm {
+            return Err(TrainError::Config(format!(
+                "do_mlm is not supported on {count} devices (each device's MLM mean would weigh \
+                 its shard alone): set do_mlm = false or train on one device"
+            )));
+        }
+        if lead.config.batch_size < count {
+            return Err(TrainError::Config(format!(
+                "batch_size {} is smaller than the {count} devices: each device needs at least \
+                 one example (batch_size is the global batch, across all devices)",
+                lead.config.batch_size
+            )));
+        }
+        // A fresh pooler's weights are drawn when first used (burn initialises parameters
+        // lazily); replicas forked before that left this device without their gradients. Draw them
+        // once, seeded, before the replicas copy them.
+        let seed = lead.config.seed;
+        lead.model = parallel::seeded::<B, _>(first, seed, || lead.model.clone().fork(first));
+        lead.peers = (rest.iter().enumerate())
+            .map(|(i, device)| Trainer {
+                model: lead.model.clone().fork(device),
+                lm_head: None,
+                masking: None,
+                bert_config: lead.bert_config.clone(),
+                tokenizer: lead.tokenizer.clone(),
+                config: lead.config.clone(),
+                optim: fresh_optimizer(&lead.config),
+                device: device.clone(),
+                step: 0,
+                rank: Some(Rank {
+                    index: i + 1,
+                    count,
+                }),
+                peers: Vec::new(),
+            })
+            .collect();
+        lead.rank = Some(Rank { index: 0, count });
+        Ok(lead)
+    }
+
+    /// How many devices train (1 unless [`Trainer::on_devices`] was given several).
+    pub fn devices(&self) -> usize {
+        self.rank.map_or(1, |r| r.count)
+    }
+
+    /// This trainer and, on several devices, the other devices' replicas, in device order.
+    pub fn replicas(&self) -> impl Iterator<Item = &Trainer<B>> {
+        std::iter::once(self).chain(&self.peers)
+    }
+
+    /// Every device needs an example of the batch (a short last batch may have fewer).
+    fn check_shards(&self, batch: &TrainBatch) -> Result<()> {
+        if batch.examples >= self.devices() {
+            return Ok(());
+        }
+        Err(TrainError::Config(format!(
+            "update {}: a batch of {} examples for {} devices (an epoch's short last batch): set \
+             drop_last = true",
+            self.step + 1,
+            batch.examples,
+            self.devices()
+        )))
+    }
+
+    fn device_name(&self) -> String {
+        let index = self.rank.map_or(0, |r| r.index);
+        format!("device {index} ({:?})", self.device)
     }
 
     fn from_parts(
@@ -182,6 +289,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             config,
             device: device.clone(),
             step: 0,
+            rank: None,
+            peers: Vec::new(),
         })
     }
 
@@ -289,63 +398,120 @@ impl<B: AutodiffBackend> Trainer<B> {
             .wrapping_add(self.step as u64)
     }
 
-    /// The loss of one update and its parameter gradients. With `mini_batch_size` (GradCache), the
-    /// embeddings are first computed chunk by chunk and let go of their graphs, the loss's gradient
-    /// for them is taken, then each chunk runs again under the same dropout seed and its share is
+    /// The loss of one update and its parameter gradients (on several devices: all of them at
+    /// once, the gradients summed over them). With `mini_batch_size` (GradCache), the embeddings
+    /// are first computed chunk by chunk and let go of their graphs, the loss's gradient for them is
+    /// taken, then each chunk runs again under the same dropout seed and its share is
     /// backpropagated, so only one chunk's activations are alive at a time.
     pub fn gradients(
         &self,
         batch: &TrainBatch,
     ) -> Result<(Tensor<B, 1>, Option<Tensor<B, 1>>, GradientsParams)> {
-        let chunks = self.chunks(batch);
+        self.check_shards(batch)?;
+        let units = (self.replicas())
+            .map(|t| (t.device_name(), t.device.clone(), t))
+            .collect();
+        parallel::on_each::<B::InnerBackend, _, _>(units, |t| t.device_gradients(batch))
+    }
+
+    /// This device's part of [`Trainer::gradients`]: its shard's embeddings, the loss over the
+    /// whole batch, and (on several devices) the gradients summed over the devices.
+    fn device_gradients(
+        &self,
+        batch: &TrainBatch,
+    ) -> Result<(Tensor<B, 1>, Option<Tensor<B, 1>>, GradientsParams)> {
         let trainable = self.trainable();
-        if chunks.len() == 1 {
-            let BatchLoss { total, mlm } = self.losses(batch, self.dropout_seed())?;
+        let seed = self.dropout_seed();
+        if self.lm_head.is_some() {
+            // One device: several refuse do_mlm.
+            if self.chunks(batch).len() > 1 {
+                return Err(TrainError::Config(NO_MLM_WITH_GRADCACHE.into()));
+            }
+            let BatchLoss { total, mlm } =
+                parallel::seeded::<B, _>(&self.device, seed, || self.losses(batch, seed))?;
             let grads = GradientsParams::from_grads(total.backward(), &trainable);
             return Ok((total, mlm, grads));
         }
-        if self.lm_head.is_some() {
-            return Err(TrainError::Config(NO_MLM_WITH_GRADCACHE.into()));
-        }
-        // Pass 1: the training forward of each chunk on the inner backend, so no graph is kept.
-        let seed = self.dropout_seed();
-        let model = self.model.valid();
-        let mut cached = Vec::with_capacity(chunks.len());
-        for (k, rows) in chunks.iter().enumerate() {
-            B::seed(&self.device, chunk_seed(seed, k));
-            let tokens = batch.tokens.rows(rows.clone());
-            let input = BertInput::<B::InnerBackend>::new(&tokens, &self.device);
-            let pooled = train_mode::without_graph(|| self.config.pooler.embed(&model, input))?;
-            cached.push(Tensor::<B, 2>::from_inner(pooled));
-        }
-        let pooled = Tensor::cat(cached, 0).require_grad();
-        let loss = self.objective(pooled.clone(), batch)?;
-        let d_pooled = pooled
-            .grad(&loss.backward())
-            .map(Tensor::<B, 2>::from_inner)
-            .ok_or_else(|| {
-                TrainError::Config("the loss does not depend on the embeddings".into())
-            })?;
-        // Pass 2: each chunk again, under the same dropout seed, with its graph; backpropagate its
-        // rows of the cached gradient.
-        let mut acc = GradientsAccumulator::<Trainable<B>>::new();
-        for (k, rows) in chunks.into_iter().enumerate() {
-            let d = d_pooled.clone().slice([rows.clone()]);
-            B::seed(&self.device, chunk_seed(seed, k));
-            let share = (self.embed_rows(batch, rows)? * d).sum();
-            acc.accumulate(
-                &trainable,
-                GradientsParams::from_grads(share.backward(), &trainable),
-            );
-        }
-        Ok((loss.detach(), None, acc.grads()))
+        let rank = self.rank.unwrap_or(Rank { index: 0, count: 1 });
+        let examples = batch.shard_range(rank.index, rank.count);
+        let own = (rank.count > 1).then(|| batch.shard(examples.clone()));
+        let shard = own.as_ref().unwrap_or(batch);
+        let seed = rank.seed(seed);
+        let gather = |local: Tensor<B, 2>| match self.rank {
+            Some(rank) => parallel::gather(rank, local, &examples, batch.examples),
+            None => Ok(local),
+        };
+        let chunks = self.chunks(shard);
+        let (loss, grads) = if chunks.len() == 1 {
+            let rows = chunks[0].clone();
+            let pooled =
+                parallel::seeded::<B, _>(&self.device, seed, || self.embed_rows(shard, rows))?;
+            let loss = self.objective(gather(pooled)?, batch)?;
+            let grads = GradientsParams::from_grads(loss.backward(), &trainable);
+            (loss, grads)
+        } else {
+            // Pass 1: the training forward of each chunk on the inner backend, so no graph is kept.
+            let model = self.model.valid();
+            let mut cached = Vec::with_capacity(chunks.len());
+            for (k, rows) in chunks.iter().enumerate() {
+                let tokens = shard.tokens.rows(rows.clone());
+                let input = BertInput::<B::InnerBackend>::new(&tokens, &self.device);
+                let pooled = parallel::seeded::<B, _>(&self.device, chunk_seed(seed, k), || {
+                    train_mode::without_graph(|| self.config.pooler.embed(&model, input))
+                })?;
+                cached.push(Tensor::<B, 2>::from_inner(pooled));
+            }
+            let pooled = Tensor::cat(cached, 0).require_grad();
+            let loss = self.objective(gather(pooled.clone())?, batch)?;
+            let d_pooled = pooled
+                .grad(&loss.backward())
+                .map(Tensor::<B, 2>::from_inner)
+                .ok_or_else(|| {
+                    TrainError::Config("the loss does not depend on the embeddings".into())
+                })?;
+            // Pass 2: each chunk again, under the same dropout seed, with its graph; backpropagate
+            // its rows of the cached gradient.
+            let mut acc = GradientsAccumulator::<Trainable<B>>::new();
+            for (k, rows) in chunks.into_iter().enumerate() {
+                let d = d_pooled.clone().slice([rows.clone()]);
+                let pooled = parallel::seeded::<B, _>(&self.device, chunk_seed(seed, k), || {
+                    self.embed_rows(shard, rows)
+                })?;
+                let share = (pooled * d).sum();
+                acc.accumulate(
+                    &trainable,
+                    GradientsParams::from_grads(share.backward(), &trainable),
+                );
+            }
+            (loss.detach(), acc.grads())
+        };
+        let grads = match self.rank {
+            Some(rank) => grads
+                .all_reduce::<B::InnerBackend>(rank.peer(), burn_collective::ReduceOperation::Sum)
+                .map_err(|e| parallel::collective("summing the gradients", e))?,
+            None => grads,
+        };
+        Ok((loss, None, grads))
     }
 
-    /// One update at learning rate `lr`. Dropout and masking are seeded from (seed, update), so a
-    /// run is reproducible update by update.
+    /// One update at learning rate `lr` (on several devices: on all of them at once, leaving the
+    /// same weights on each). Dropout and masking are seeded from (seed, update), so a run is
+    /// reproducible update by update.
     pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<StepOutput> {
-        B::seed(&self.device, self.dropout_seed());
-        let (total, mlm, mut grads) = autocast(self.config.precision, || self.gradients(batch))?;
+        self.check_shards(batch)?;
+        let mut peers = std::mem::take(&mut self.peers);
+        let units = std::iter::once(&mut *self).chain(&mut peers);
+        let units = units
+            .map(|t| (t.device_name(), t.device.clone(), t))
+            .collect();
+        let out = parallel::on_each::<B::InnerBackend, _, _>(units, |t| t.device_step(batch, lr));
+        self.peers = peers;
+        out
+    }
+
+    fn device_step(&mut self, batch: &TrainBatch, lr: f64) -> Result<StepOutput> {
+        let (total, mlm, mut grads) =
+            autocast(self.config.precision, || self.device_gradients(batch))?;
         let loss: f32 = total.into_scalar().elem();
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
@@ -420,6 +586,15 @@ impl<B: AutodiffBackend> Trainer<B> {
             std::mem::replace(&mut self.optim, fresh_optimizer(&self.config)),
             &self.device,
         )?;
+        if state.devices != self.devices() {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: written by a run on {} device(s); resume it on {} (each device draws its own \
+                 dropout masks, so another count would not continue the same run)",
+                ckpt.display(),
+                state.devices,
+                state.devices
+            )));
+        }
         if !state.config.same_run(&self.config) {
             return Err(TrainError::Checkpoint(format!(
                 "{}: made with another configuration (see its state.json); resume with the same \
@@ -431,6 +606,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.lm_head = trainable.lm_head;
         self.optim = optim;
         self.step = state.step;
+        for peer in &mut self.peers {
+            peer.restore(ckpt)?;
+        }
         Ok(state)
     }
 
@@ -440,6 +618,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             evals: summary.evals.clone(),
             best: summary.best,
             config: self.config.clone(),
+            devices: self.devices(),
             files: Default::default(),
         };
         let dir = checkpoint::save(

@@ -1,10 +1,12 @@
 //! The trainer on real data and a real checkpoint (all-MiniLM-L6-v2), shortened to fit CI on 2 cores.
 //! One test binary: each one monomorphises the model again.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use simcse_testkit::minilm;
 
+use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 use simcse_artifact::{read_sts, write_sts};
 use simcse_model::backend::CpuTrain;
@@ -375,7 +377,23 @@ fn gpu_code_path_on_wgpu_trains_like_pytorch_and_resumes_exactly() {
     ) {
         architectures_train_like_pytorch::<WgpuTrain>(1e-4);
         twenty_updates_match_pytorch::<WgpuTrain>(1e-4);
-        resumed_run_matches::<WgpuTrain>();
+        resumed_run_matches::<WgpuTrain>(&[Default::default()]);
+        // Several wgpu devices are refused, saying why: burn 0.21 cannot move a tensor between two
+        // (its cubecl transfers between devices exist for CUDA alone, through NCCL: a panic), and
+        // two trainers sharing lavapipe drifted apart at the third update and then panicked in
+        // burn-fusion (BENCHMARKS.md).
+        use burn::backend::wgpu::WgpuDevice;
+        let (parity, init, _, _) = parity_fixture();
+        let config = parity_config(init.path(), Mode::Sup, StsLoss::Cosent, &parity.config);
+        for two in [
+            [WgpuDevice::DefaultDevice, WgpuDevice::Cpu],
+            Default::default(),
+        ] {
+            let err = Trainer::<WgpuTrain>::on_devices(config.clone(), &two)
+                .err()
+                .unwrap();
+            assert!(err.to_string().contains("several wgpu devices"), "{err}");
+        }
     }
 }
 
@@ -599,17 +617,24 @@ fn weights<B: AutodiffBackend>(
 
 #[test]
 fn resumed_run_ends_with_the_same_weights_as_an_uninterrupted_one() {
-    resumed_run_matches::<CpuTrain>();
+    resumed_run_matches::<CpuTrain>(&[Default::default()]);
+}
+
+/// The same on two devices (without the MLM head, which several devices refuse); a checkpoint of
+/// theirs does not resume on one.
+#[test]
+fn resumed_run_on_two_devices_matches_and_needs_two() {
+    resumed_run_matches::<CpuTrain>(&[Default::default(), Default::default()]);
 }
 
 #[cfg(feature = "cuda")]
 #[test]
 fn resumed_run_matches_on_cuda() {
     simcse_testkit::cuda_ready::<simcse_model::backend::Gpu>();
-    resumed_run_matches::<simcse_model::backend::GpuTrain>();
+    resumed_run_matches::<simcse_model::backend::GpuTrain>(&[Default::default()]);
 }
 
-fn resumed_run_matches<B: AutodiffBackend>() {
+fn resumed_run_matches<B: AutodiffBackend>(devices: &[B::Device]) {
     let _rng = serial::<B>();
     let data = prepared();
     let all = simcse_artifact::read_triples(&data.path().join("kornli_triples.parquet")).unwrap();
@@ -623,7 +648,7 @@ fn resumed_run_matches<B: AutodiffBackend>() {
     // batch). The cubecl backends compile every new shape (a second or more per kernel on
     // lavapipe), so there 12 examples: 4, 4, 4, the 12 rows of 16 tokens of the PyTorch fixture's
     // sup batches, whose kernels the test before this one compiled (5, 5 was 57 s more on lavapipe).
-    let device = Default::default();
+    let device = devices[0].clone();
     let examples = if simcse_model::backend::on_flex::<B>(&device) {
         10
     } else {
@@ -655,10 +680,10 @@ fn resumed_run_matches<B: AutodiffBackend>() {
         save_total_limit: 2,
         log_steps: 1,
         // The MLM head and its optimizer state must come back from the checkpoint too.
-        do_mlm: true,
+        do_mlm: devices.len() == 1,
         ..TrainConfig::default()
     };
-    let mut straight = Trainer::<B>::new(config("a"), &device).unwrap();
+    let mut straight = Trainer::<B>::on_devices(config("a"), devices).unwrap();
     let s = straight.fit().unwrap();
     assert_eq!(s.updates, 6);
     // Checkpoints at 2, 4 and 6; the newest two are kept.
@@ -671,10 +696,10 @@ fn resumed_run_matches<B: AutodiffBackend>() {
 
     // A second run that "died" after update 4: its folder holds the step-4 checkpoint only.
     let b = data.path().join("b");
-    let mut first = Trainer::<B>::new(config("b"), &device).unwrap();
+    let mut first = Trainer::<B>::on_devices(config("b"), devices).unwrap();
     first.fit().unwrap();
     std::fs::remove_dir_all(b.join("checkpoints/step-00000006")).unwrap();
-    let mut resumed = Trainer::<B>::new(config("b"), &device).unwrap();
+    let mut resumed = Trainer::<B>::on_devices(config("b"), devices).unwrap();
     let r = resumed
         .fit_from(Some(&b.join("checkpoints/step-00000004")))
         .unwrap();
@@ -694,10 +719,15 @@ fn resumed_run_matches<B: AutodiffBackend>() {
     assert_eq!(wa.len(), wb.len());
     assert!(wa == wb, "final weights differ");
     let head = |t: &Trainer<B>| {
-        let w = t.lm_head.as_ref().unwrap().decoder.weight.val();
-        w.into_data().into_vec::<f32>().unwrap()
+        let w = t.lm_head.as_ref().map(|h| h.decoder.weight.val());
+        w.map(|w| w.into_data().into_vec::<f32>().unwrap())
     };
     assert!(head(&resumed) == head(&straight), "MLM heads differ");
+    // Every device of the resumed run holds the weights.
+    assert!(
+        resumed.replicas().all(|t| weights(t) == wa),
+        "a replica differs"
+    );
     // metrics.jsonl has each update once.
     let metrics = std::fs::read_to_string(b.join("metrics.jsonl")).unwrap();
     assert_eq!(
@@ -708,11 +738,22 @@ fn resumed_run_matches<B: AutodiffBackend>() {
     // Another configuration may not resume this run.
     let mut other = config("b");
     other.learning_rate = 2e-3;
-    let mut t = Trainer::<B>::new(other, &device).unwrap();
+    let mut t = Trainer::<B>::on_devices(other, devices).unwrap();
     let err = t
         .fit_from(Some(&b.join("checkpoints/step-00000004")))
         .unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
+    // Nor may another number of devices.
+    if devices.len() > 1 {
+        let mut t = Trainer::<B>::on_devices(config("b"), &devices[..1]).unwrap();
+        let err = t
+            .fit_from(Some(&b.join("checkpoints/step-00000004")))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("on 2 device(s); resume it on 2"),
+            "{err}"
+        );
+    }
 }
 
 /// A batch of `examples` random token rows per view (lengths 3-10, [CLS] ... [SEP], padded), with
@@ -1031,4 +1072,124 @@ fn every_architecture_trains_and_exports_its_type() {
         err.contains("max_len 64") && err.contains("24 tokens"),
         "{err}"
     );
+}
+
+/// Data-parallel training on several devices (`Trainer::on_devices`): with dropout off, the global
+/// batch's loss, the gradients and the weights after 5 updates equal one device's on the whole
+/// batch, with GradCache on each device too, and all devices end with the same weights; with
+/// dropout on, a run repeats itself bit for bit. Sup (three views, hard negatives) and the STS stage
+/// (CoSENT over the global batch's scores). burn-flex has one device, so there both are it.
+fn devices_train_as_one<B: AutodiffBackend>(devices: &[B::Device]) {
+    let n = devices.len();
+    let _rng = serial::<B>();
+    let (parity, init, _, _) = parity_fixture();
+    // 7 examples: the shards are uneven (4 + 3; 3 + 2 + 2).
+    let examples = 7;
+    for (name, mode, sts_loss) in [PARITY_MODES[0], PARITY_MODES[2]] {
+        let config = parity_config(init.path(), mode, sts_loss, &parity.config);
+        let batches: Vec<_> = (0..5)
+            .map(|k| random_batch(examples, mode.views(), 31 + k))
+            .collect();
+        let lr = config.learning_rate;
+        let run = |t: &mut Trainer<B>| -> Vec<simcse_train::StepOutput> {
+            batches.iter().map(|b| t.step(b, lr).unwrap()).collect()
+        };
+        // The reference: one device, the whole batch.
+        let mut one = Trainer::<B>::new(config.clone(), &devices[0]).unwrap();
+        let mut two = Trainer::<B>::on_devices(config.clone(), devices).unwrap();
+        assert_eq!(two.devices(), n);
+        let (l1, _, g1) = one.gradients(&batches[0]).unwrap();
+        let (l2, _, g2) = two.gradients(&batches[0]).unwrap();
+        let (l1, l2): (f32, f32) = (l1.into_scalar().elem(), l2.into_scalar().elem());
+        let diff = worst_diff(&some_grads(&one, &g1), &some_grads(&two, &g2));
+        println!("{name}, {n} devices vs 1: loss {l2} vs {l1}, max abs grad diff {diff:.2e}");
+        assert!(
+            (l1 - l2).abs() <= 1e-5 && diff <= 1e-5,
+            "{name}: {l1} {l2} {diff}"
+        );
+        // The attention key biases are left out of the weights compared below: softmax ignores a
+        // shift common to one query's scores, so their true gradient is zero and what they get is
+        // rounding noise, which Adam's normalisation scales up to about the learning rate in any
+        // framework (here 8e-4 apart after 5 updates). Noise it is: under 1e-6 on both sides.
+        let key_bias = |t: &Trainer<B>, g: &burn::optim::GradientsParams| {
+            (t.model.encoder.layer.iter())
+                .filter_map(|l| {
+                    g.get::<B::InnerBackend, 1>(l.attention.self_attention.key.bias.as_ref()?.id)
+                })
+                .flat_map(|g| g.into_data().to_vec::<f32>().unwrap())
+                .fold(0.0f32, |m, x| m.max(x.abs()))
+        };
+        let noise = key_bias(&one, &g1).max(key_bias(&two, &g2));
+        assert!(noise < 1e-6, "{name}: key bias gradient {noise}");
+
+        let (a, b) = (run(&mut one), run(&mut two));
+        let worst = |x: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+                     y: &HashMap<String, (Vec<usize>, Vec<f32>)>| {
+            assert_eq!(x.len(), y.len());
+            (x.iter())
+                .filter(|(k, _)| !k.ends_with("attention.self.key.bias"))
+                .map(|(k, (_, v))| simcse_testkit::max_abs_diff(v, &y[k].1))
+                .fold(0.0, f32::max)
+        };
+        let w1 = weights(&one);
+        let replicas: Vec<_> = two.replicas().map(weights).collect();
+        let diff = worst(&w1, &replicas[0]);
+        println!(
+            "{name}, 5 updates on {n} devices vs 1: losses {:?} vs {:?}, max abs weight diff {diff:.2e}",
+            b.iter().map(|o| o.loss).collect::<Vec<_>>(),
+            a.iter().map(|o| o.loss).collect::<Vec<_>>()
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x.loss - y.loss).abs() <= 1e-5, "{name}: {x:?} {y:?}");
+            assert!((x.grad_norm - y.grad_norm).abs() <= 1e-5 * x.grad_norm.max(1.0));
+        }
+        assert!(diff <= 1e-5, "{name}: weights differ by {diff}");
+        assert!(
+            replicas.iter().all(|r| *r == replicas[0]),
+            "{name}: the devices' weights differ"
+        );
+
+        // GradCache on each device (chunks of 2 examples' rows): the same update.
+        let mut cached = config.clone();
+        cached.mini_batch_size = 2;
+        let mut gc = Trainer::<B>::on_devices(cached, devices).unwrap();
+        let c = run(&mut gc);
+        for (x, y) in a.iter().zip(&c) {
+            assert!(
+                (x.loss - y.loss).abs() <= 1e-5,
+                "{name}, GradCache: {x:?} {y:?}"
+            );
+        }
+        assert!(worst(&w1, &weights(&gc)) <= 1e-5, "{name}, GradCache");
+    }
+
+    // Dropout on: each device draws its own masks, yet two runs agree to the last bit (the devices'
+    // threads take turns with the backend's one RNG), and differ from dropout off.
+    let mut config = parity_config(init.path(), Mode::Sup, StsLoss::Cosent, &parity.config);
+    config.dropout = Some(0.1);
+    let batch = random_batch(examples, 3, 41);
+    let twice: Vec<_> = (0..2)
+        .map(|_| {
+            let mut t = Trainer::<B>::on_devices(config.clone(), devices).unwrap();
+            let losses: Vec<f32> = (0..2).map(|_| t.step(&batch, 1e-3).unwrap().loss).collect();
+            (losses, weights(&t))
+        })
+        .collect();
+    if n == 2 {
+        // Three or more: burn sums the gradients in hash-map order, so runs agree to rounding.
+        assert!(twice[0] == twice[1], "a dropout run on 2 devices repeats");
+    }
+    config.dropout = Some(0.0);
+    let mut off = Trainer::<B>::on_devices(config, devices).unwrap();
+    let loss = off.step(&batch, 1e-3).unwrap().loss;
+    assert!((loss - twice[0].0[0]).abs() > 1e-4, "dropout acts: {loss}");
+    // A short last batch with fewer examples than devices is refused, saying what to do.
+    let err = off.step(&random_batch(n - 1, 3, 43), 1e-3).unwrap_err();
+    assert!(err.to_string().contains("drop_last = true"), "{err}");
+}
+
+#[test]
+fn two_and_three_cpu_devices_train_as_one_on_the_whole_batch() {
+    devices_train_as_one::<CpuTrain>(&[Default::default(); 2]);
+    devices_train_as_one::<CpuTrain>(&[Default::default(); 3]);
 }

@@ -29,9 +29,15 @@ pub struct Cli {
     /// the newest one of the run folder. Pass the same config and options as the first run.
     #[arg(long, num_args = 0..=1, value_name = "CHECKPOINT")]
     pub resume: Option<Option<PathBuf>>,
-    /// Where to train: cpu, wgpu (Vulkan/Metal/DX12 GPU, or Mesa lavapipe), cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
+    /// Where to train: cpu, wgpu (Vulkan/Metal/DX12 GPU, or Mesa lavapipe), wgpu:N (the Nth
+    /// discrete GPU), wgpu:cpu (lavapipe), cuda or cuda:N.
+    #[arg(long, default_value = "cpu", conflicts_with = "devices")]
     pub device: Device,
+    /// Train data-parallel on several devices of one kind, e.g. cuda:0,cuda:1: each embeds its
+    /// shard of the batch, the loss is taken over the whole batch (all devices' negatives), the
+    /// gradients are summed. --batch-size stays the global batch. Resume on as many devices.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub devices: Option<Vec<Device>>,
     #[command(flatten)]
     pub keys: ConfigKeys,
 }
@@ -204,11 +210,16 @@ pub fn main() -> Result<()> {
         Some(Some(dir)) => Some(dir),
         Some(None) => Some(simcse_train::checkpoint::newest_good(&config.out)?),
     };
-    tracing::info!("device {}", cli.device);
-    let summary = cli.device.run(Train {
-        config: config.clone(),
-        resume,
-    })?;
+    let devices = cli.devices.unwrap_or_else(|| vec![cli.device]);
+    let names: Vec<String> = devices.iter().map(Device::to_string).collect();
+    tracing::info!("device {}", names.join(", "));
+    let summary = Device::run_all(
+        &devices,
+        Train {
+            config: config.clone(),
+            resume,
+        },
+    )?;
     println!(
         "{} updates in {:.1} s ({:.1} sentences/s); best dev Spearman {} -> {}",
         summary.updates,
@@ -231,7 +242,14 @@ struct Train {
 impl Job for Train {
     type Output = Summary;
     fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: B::Device) -> Result<Summary> {
-        let mut trainer = Trainer::<B>::new(self.config, &device)?;
+        self.run_on::<B>(vec![device])
+    }
+
+    fn run_on<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        devices: Vec<B::Device>,
+    ) -> Result<Summary> {
+        let mut trainer = Trainer::<B>::on_devices(self.config, &devices)?;
         Ok(trainer.fit_from(self.resume.as_deref())?)
     }
 }
