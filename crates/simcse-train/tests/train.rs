@@ -1161,6 +1161,23 @@ fn devices_train_as_one<B: AutodiffBackend>(devices: &[B::Device]) {
             );
         }
         assert!(worst(&w1, &weights(&gc)) <= 1e-5, "{name}, GradCache");
+
+        // bf16 autocast reaches every device's thread: the first update's loss is one device's in
+        // bf16, far closer to it than to the f32 one (later updates drift apart, as bf16 rounding
+        // amplifies the shards' other summation order).
+        let mut bf16 = config.clone();
+        bf16.precision = simcse_model::Precision::Bf16;
+        let first = |t: &mut Trainer<B>| t.step(&batches[0], lr).unwrap().loss;
+        let one_bf16 = first(&mut Trainer::<B>::new(bf16.clone(), &devices[0]).unwrap());
+        let many_bf16 = first(&mut Trainer::<B>::on_devices(bf16, devices).unwrap());
+        let (same, from_f32) = ((one_bf16 - many_bf16).abs(), (one_bf16 - a[0].loss).abs());
+        println!(
+            "{name}, bf16 on {n} devices vs 1: first loss within {same:.1e} (f32: {from_f32:.1e})"
+        );
+        assert!(
+            same < from_f32 / 100.0,
+            "{name}: bf16 {same} vs f32 {from_f32}"
+        );
     }
 
     // Dropout on: each device draws its own masks, yet two runs agree to the last bit (the devices'
