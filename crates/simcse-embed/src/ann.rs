@@ -192,3 +192,79 @@ fn sha256_file(path: &Path) -> Result<String> {
         message: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A saved index loads and answers; a query of another dimension, an index built from other
+    /// embeddings, one whose sidecar disagrees with it and one cut short are each an error that
+    /// says so, never a crash or a silent answer (#32's bad input).
+    #[test]
+    fn a_damaged_index_is_an_error_naming_it() {
+        let (rows, dim) = (300, 16);
+        let mut state = 7u64;
+        let mut vectors: Vec<f32> = (0..rows * dim)
+            .map(|_| simcse_model::rng::uniform(&mut state) as f32 - 0.5)
+            .collect();
+        vectors.chunks_mut(dim).for_each(crate::normalise);
+        let emb = Embeddings {
+            ids: (0..rows).map(|i| i.to_string()).collect(),
+            texts: (0..rows).map(|i| format!("sentence {i}")).collect(),
+            dim,
+            vectors,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let embeddings = dir.path().join("emb.parquet");
+        std::fs::write(
+            &embeddings,
+            b"stands in for the artifact: only its hash is read",
+        )
+        .unwrap();
+        let path = index_path(&embeddings);
+        Ann::build(&emb, &embeddings, AnnOptions::default())
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let ann = Ann::load(&path, &embeddings).unwrap();
+        assert_eq!(ann.search(emb.vector(5), 1).unwrap()[0].row, 5);
+        let corpus = crate::search::Corpus {
+            emb,
+            ann: Some(ann),
+        };
+        let err = corpus.search(&[0.5; 17], 1).err().unwrap().to_string();
+        assert!(
+            err.contains("do not fit embeddings of 16 dimensions"),
+            "{err}"
+        );
+
+        let sidecar = info_path(&path);
+        let info = std::fs::read_to_string(&sidecar).unwrap();
+        std::fs::write(&sidecar, info.replace("\"rows\": 300", "\"rows\": 301")).unwrap();
+        let err = Ann::load(&path, &embeddings).err().unwrap().to_string();
+        assert!(
+            err.contains("holds 300 vectors of 16 dimensions, its sidecar says 301"),
+            "{err}"
+        );
+        std::fs::write(&sidecar, info).unwrap();
+
+        std::fs::write(&embeddings, b"other embeddings").unwrap();
+        let err = Ann::load(&path, &embeddings).err().unwrap().to_string();
+        assert!(
+            err.contains("SHA-256 differs") && err.contains("rebuild"),
+            "{err}"
+        );
+        std::fs::write(
+            &embeddings,
+            b"stands in for the artifact: only its hash is read",
+        )
+        .unwrap();
+
+        let whole = std::fs::read(&path).unwrap();
+        for keep in [whole.len() / 2, 100, 0] {
+            std::fs::write(&path, &whole[..keep]).unwrap();
+            let err = Ann::load(&path, &embeddings).err().unwrap().to_string();
+            assert!(err.contains("emb.usearch"), "{keep} bytes: {err}");
+        }
+    }
+}
