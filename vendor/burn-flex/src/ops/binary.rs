@@ -8,6 +8,9 @@ use crate::FlexTensor;
 use crate::layout::Layout;
 use crate::strided_index::StridedIter;
 
+#[cfg(feature = "rayon")]
+use super::unary::MAP_CHUNK; // patched: zip_map_inplace's rayon tasks
+
 #[cfg(feature = "simd")]
 use crate::simd;
 
@@ -406,19 +409,15 @@ where
 {
     debug_assert_eq!(lhs.len(), rhs.len());
     #[cfg(feature = "rayon")]
-    if lhs.len() > ZIP_MAP_CHUNK {
+    if lhs.len() > MAP_CHUNK {
         use rayon::prelude::*;
-        lhs.par_chunks_mut(ZIP_MAP_CHUNK)
-            .zip(rhs.par_chunks(ZIP_MAP_CHUNK))
+        lhs.par_chunks_mut(MAP_CHUNK)
+            .zip(rhs.par_chunks(MAP_CHUNK))
             .for_each(|(l, r)| zip_map_chunk(l, r, op));
         return;
     }
     zip_map_chunk(lhs, rhs, op);
 }
-
-/// Elements per rayon task in [`zip_map_inplace`] (as `unary::MAP_CHUNK`).
-#[cfg(feature = "rayon")]
-const ZIP_MAP_CHUNK: usize = 16 * 1024;
 
 #[cfg(feature = "simd")]
 #[macerator::with_simd]

@@ -159,8 +159,9 @@ where
 /// Elements per rayon task in [`map_inplace`]: 64 KiB of f32, large enough that the split costs
 /// little against the work, small enough that both halves of a [batch, seq, hidden] activation
 /// get many tasks.
+/// (`binary::zip_map_inplace` splits its work the same way.)
 #[cfg(feature = "rayon")]
-const MAP_CHUNK: usize = 16 * 1024;
+pub(crate) const MAP_CHUNK: usize = 16 * 1024;
 
 /// `*x = op(*x)` over `data`: in chunks on the rayon pool when there is more than one chunk, and
 /// each chunk compiled for the CPU's SIMD level (see [`map_chunk`]). (patched: upstream ran a
