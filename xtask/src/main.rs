@@ -1,4 +1,5 @@
-//! `cargo xtask <command> [args]`: runs the pipeline's stage binaries, nothing else.
+//! `cargo xtask <command> [args]`: runs the pipeline's stage binaries; besides them only `all`
+//! (the stages in turn), `gpu-kit` (the GPU check kit) and `bench-ann` (the index at scale).
 //!
 //! Each command maps to one stage binary; every argument after the command is passed on unchanged,
 //! so `cargo xtask prepare --help` shows the stage's own help. The stage binaries work on their own
@@ -134,6 +135,19 @@ const GPU_KIT_HELP: &str =
              [--minilm DIR]    all-MiniLM-L6-v2 (default .cache/all-MiniLM-L6-v2)
 ";
 
+const BENCH_ANN_HELP: &str =
+    "  bench-ann  the HNSW index at scale on synthetic clustered unit vectors, ours and faiss's
+             IndexHNSWFlat on the same files: a JSON line each (build s, peak RSS, index
+             bytes, open s, recall@10, queries/s on 1 and all threads)
+             [--n N]           vectors (default 100000)    [--dim D] (default 384)
+             [--queries Q]     held-out queries (default 1000)
+             [--m M] [--ef-construction E] [--ef E]   HNSW (defaults: `index`'s)
+             [--quantize f32|f16|i8]   ours (default: `index`'s); faiss is always f32
+             [--data DIR]      where the vectors, queries and exact neighbours are kept
+                               (default target/bench-ann/NxD; reused by the next run)
+             [--no-faiss]      ours only (faiss needs pip install faiss-cpu pyarrow)
+";
+
 /// What a kit may weigh: the GPU machines take 64 MiB with the working tree, which is ~2 MiB.
 const GPU_KIT_MAX_BYTES: u64 = 60 << 20;
 
@@ -146,6 +160,7 @@ fn usage() -> String {
     );
     s += ALL_HELP;
     s += GPU_KIT_HELP;
+    s += BENCH_ANN_HELP;
     for (name, pkg, bin, sub, what) in COMMANDS {
         s += &format!(
             "  {name:<10} {what}\n             runs `{bin}{}` of {pkg}\n",
@@ -182,6 +197,9 @@ fn main() -> Result<ExitCode> {
     }
     if name == "gpu-kit" {
         return gpu_kit(&args[1..]).map(|()| ExitCode::SUCCESS);
+    }
+    if name == "bench-ann" {
+        return bench_ann(&args[1..], release).map(|()| ExitCode::SUCCESS);
     }
     if !COMMANDS.iter().any(|c| c.0 == name) {
         bail!("unknown command {name:?}\n\n{}", usage());
@@ -475,6 +493,62 @@ fn stage_runs(name: Option<String>, configs: &[String]) -> (String, Vec<(String,
         (c.clone(), dir)
     });
     (name.clone(), runs.collect())
+}
+
+/// `cargo xtask bench-ann`: `benches/ann.rs` of simcse-embed (which writes the data), then
+/// `benches/ann_faiss.py` on the same files with the same HNSW settings.
+fn bench_ann(args: &[String], release: bool) -> Result<()> {
+    let (mut n, mut dim, mut data) = ("100000".to_string(), "384".to_string(), None);
+    let mut faiss = true;
+    let mut ours: Vec<String> = Vec::new();
+    let mut reference: Vec<String> = Vec::new();
+    let go = options("bench-ann", args, BENCH_ANN_HELP, |flag, value| {
+        match flag {
+            "--no-faiss" => faiss = false,
+            "--n" | "--dim" | "--queries" | "--quantize" | "--data" | "--m"
+            | "--ef-construction" | "--ef" => {
+                let v = value()?;
+                match flag {
+                    "--n" => n = v.clone(),
+                    "--dim" => dim = v.clone(),
+                    "--data" => data = Some(v.clone()),
+                    "--queries" | "--quantize" => {}
+                    _ => reference.extend([flag.to_string(), v.clone()]),
+                }
+                ours.extend([flag.to_string(), v]);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    if !go {
+        return Ok(());
+    }
+    let data = data.unwrap_or_else(|| {
+        let dir = target_dir().join("bench-ann").join(format!("{n}x{dim}"));
+        ours.extend(["--data".to_string(), dir.display().to_string()]);
+        dir.display().to_string()
+    });
+    let mut cmd = cargo();
+    cmd.args(["bench", "--quiet", "-p", "simcse-embed", "--bench", "ann"]);
+    cmd.args(["--profile", if release { "release" } else { "dev" }, "--"]);
+    let status = cmd.args(&ours).status().context("running cargo bench")?;
+    if !status.success() {
+        bail!("bench-ann: the Rust side failed ({status})");
+    }
+    if !faiss {
+        return Ok(());
+    }
+    let status = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/ann_faiss.py"))
+        .args(["--data", &data])
+        .args(&reference)
+        .status()
+        .context("running python3 benches/ann_faiss.py")?;
+    if !status.success() {
+        bail!("bench-ann: the faiss side failed ({status}; --no-faiss skips it)");
+    }
+    Ok(())
 }
 
 /// `cargo xtask gpu-kit`: everything `scripts/gpu-check.sh` needs on a GPU machine that has python3

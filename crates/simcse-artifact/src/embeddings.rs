@@ -9,7 +9,7 @@ use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 
-use crate::{ArtifactError, AtomicFile, Result, pq_error, read_parquet, string_column, strings};
+use crate::{ArtifactError, AtomicFile, Batches, Result, pq_error, string_column, strings};
 
 /// Rows per row group: 8192 rows of 384 floats is 12 MiB, so writing and reading stay small.
 const EMBEDDING_ROW_GROUP: usize = 8192;
@@ -119,40 +119,118 @@ impl EmbeddingWriter {
 
 /// Reads a whole embeddings artifact, checking its schema (any `dim`).
 pub fn read_embeddings(path: &Path) -> Result<Embeddings> {
-    let required = [("id", DataType::Utf8), ("text", DataType::Utf8)];
-    let mut out = Embeddings::default();
-    for b in read_parquet(path, &required)? {
-        let list = b
-            .column_by_name("embedding")
-            .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
-            .ok_or_else(|| ArtifactError::Schema {
-                path: path.to_path_buf(),
-                message: "missing column embedding (a fixed-size list of float32)".into(),
-            })?;
-        let values = list
-            .values()
-            .as_any()
-            .downcast_ref::<Float32Array>()
-            .filter(|v| v.null_count() == 0 && list.null_count() == 0)
-            .ok_or_else(|| ArtifactError::Schema {
-                path: path.to_path_buf(),
-                message: "column embedding must be float32 values without nulls".into(),
-            })?;
-        let dim = list.value_length() as usize;
-        if out.dim != 0 && out.dim != dim || dim == 0 {
-            return Err(ArtifactError::Schema {
-                path: path.to_path_buf(),
-                message: format!("embedding sizes {} and {dim} in one file", out.dim),
-            });
-        }
-        out.dim = dim;
-        let offset = list.offset() * dim;
-        out.vectors
-            .extend_from_slice(&values.values()[offset..offset + list.len() * dim]);
-        out.ids.extend(string_column(path, &b, "id")?);
-        out.texts.extend(string_column(path, &b, "text")?);
+    read_all(EmbeddingReader::open(path, true)?)
+}
+
+/// Reads the ids and texts of an embeddings artifact, not its vectors (`vectors` stays empty,
+/// `dim` is set): what a search through an index that holds the vectors needs.
+pub fn read_embedding_texts(path: &Path) -> Result<Embeddings> {
+    read_all(EmbeddingReader::open(path, false)?)
+}
+
+fn read_all(reader: EmbeddingReader) -> Result<Embeddings> {
+    // Sized from the footer: growing by doubling would hold up to 2x the vectors (1 M x 384: 3 GB).
+    let rows = reader.rows();
+    let mut out = Embeddings {
+        ids: Vec::with_capacity(rows),
+        texts: Vec::with_capacity(rows),
+        dim: reader.dim,
+        vectors: Vec::with_capacity(if reader.vectors { rows * reader.dim } else { 0 }),
+    };
+    for part in reader {
+        let part = part?;
+        out.ids.extend(part.ids);
+        out.texts.extend(part.texts);
+        out.vectors.extend(part.vectors);
     }
     Ok(out)
+}
+
+/// An embeddings artifact read a row group at a time (bounded memory: `index` streams millions of
+/// rows through it): each item holds the next rows.
+pub struct EmbeddingReader {
+    path: PathBuf,
+    batches: Batches,
+    dim: usize,
+    vectors: bool,
+}
+
+impl EmbeddingReader {
+    /// Opens `path`, checking its schema; with `vectors` false only ids and texts are decoded.
+    pub fn open(path: &Path, vectors: bool) -> Result<EmbeddingReader> {
+        let required = [("id", DataType::Utf8), ("text", DataType::Utf8)];
+        let only: &[&str] = match vectors {
+            true => &["id", "text", "embedding"],
+            false => &["id", "text"],
+        };
+        let batches = Batches::open(path, &required, Some(only))?;
+        let dim = match batches
+            .schema()
+            .field_with_name("embedding")
+            .map(|f| f.data_type())
+        {
+            Ok(DataType::FixedSizeList(item, n))
+                if *item.data_type() == DataType::Float32 && *n > 0 =>
+            {
+                *n as usize
+            }
+            _ => {
+                return Err(ArtifactError::Schema {
+                    path: path.to_path_buf(),
+                    message: "missing column embedding (a fixed-size list of float32)".into(),
+                });
+            }
+        };
+        Ok(EmbeddingReader {
+            path: path.to_path_buf(),
+            batches,
+            dim,
+            vectors,
+        })
+    }
+
+    /// The row count in the file's footer.
+    pub fn rows(&self) -> usize {
+        self.batches.rows()
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn part(&self, b: RecordBatch) -> Result<Embeddings> {
+        let path = &self.path;
+        let mut vectors = Vec::new();
+        if self.vectors {
+            let list = b
+                .column_by_name("embedding")
+                .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>());
+            let values = list
+                .and_then(|l| l.values().as_any().downcast_ref::<Float32Array>())
+                .filter(|v| v.null_count() == 0 && list.is_some_and(|l| l.null_count() == 0))
+                .ok_or_else(|| ArtifactError::Schema {
+                    path: path.to_path_buf(),
+                    message: "column embedding must be float32 values without nulls".into(),
+                })?;
+            let offset = list.map_or(0, |l| l.offset()) * self.dim;
+            vectors = values.values()[offset..offset + b.num_rows() * self.dim].to_vec();
+        }
+        Ok(Embeddings {
+            ids: string_column(path, &b, "id")?,
+            texts: string_column(path, &b, "text")?,
+            dim: self.dim,
+            vectors,
+        })
+    }
+}
+
+impl Iterator for EmbeddingReader {
+    type Item = Result<Embeddings>;
+
+    fn next(&mut self) -> Option<Result<Embeddings>> {
+        let batch = self.batches.next()?;
+        Some(batch.and_then(|b| self.part(b)))
+    }
 }
 
 #[cfg(test)]
@@ -176,5 +254,8 @@ mod tests {
         assert_eq!((e.len(), e.dim), (3, 3));
         assert_eq!(e.texts, ["하나", "둘", "하나"]);
         assert_eq!(e.vector(2), [7.0, 8.0, 9.0]);
+        let texts = read_embedding_texts(&path).unwrap();
+        assert_eq!((texts.ids, texts.texts, texts.dim), (e.ids, e.texts, 3));
+        assert!(texts.vectors.is_empty());
     }
 }

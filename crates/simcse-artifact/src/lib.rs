@@ -7,20 +7,25 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, BooleanArray, Float32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 mod embeddings;
-pub use embeddings::{EmbeddingWriter, Embeddings, embeddings_schema, read_embeddings};
+pub use embeddings::{
+    EmbeddingReader, EmbeddingWriter, Embeddings, embeddings_schema, read_embedding_texts,
+    read_embeddings,
+};
 
 pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
 
@@ -443,59 +448,118 @@ pub fn write_manifest(artifact: &Path, manifest: &Manifest) -> Result<()> {
 
 /// Reads every record batch of a Parquet file, checking that the named columns have the named types.
 fn read_parquet(path: &Path, required: &[(&str, DataType)]) -> Result<Vec<RecordBatch>> {
-    let file = File::open(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => ArtifactError::Missing {
-            what: "a Parquet artifact (run the prepare stage)".into(),
-            path: path.to_path_buf(),
-        },
-        _ => ArtifactError::Io {
-            path: path.to_path_buf(),
-            source,
-        },
-    })?;
-    let pq = |e: parquet::errors::ParquetError| ArtifactError::Parquet {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
-    let schema = reader.schema().clone();
-    for (name, ty) in required {
-        match schema.field_with_name(name) {
-            Ok(f) if f.data_type() == ty => {}
-            Ok(f) => {
-                return Err(ArtifactError::Schema {
-                    path: path.to_path_buf(),
-                    message: format!("column {name} is {}, expected {ty}", f.data_type()),
-                });
+    Batches::open(path, required, None)?.collect()
+}
+
+/// The record batches of a Parquet file, one row group's worth at a time (bounded memory).
+pub(crate) struct Batches {
+    path: PathBuf,
+    reader: Option<ParquetRecordBatchReader>,
+    schema: SchemaRef,
+    rows: usize,
+}
+
+impl Batches {
+    /// Opens `path`, checking that the `required` columns have their types; with `only`, decodes
+    /// just the top-level columns of those names.
+    pub(crate) fn open(
+        path: &Path,
+        required: &[(&str, DataType)],
+        only: Option<&[&str]>,
+    ) -> Result<Batches> {
+        let file = File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ArtifactError::Missing {
+                what: "a Parquet artifact (run the prepare stage)".into(),
+                path: path.to_path_buf(),
+            },
+            _ => ArtifactError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_error(path))?;
+        let schema = builder.schema().clone();
+        for (name, ty) in required {
+            match schema.field_with_name(name) {
+                Ok(f) if f.data_type() == ty => {}
+                Ok(f) => {
+                    return Err(ArtifactError::Schema {
+                        path: path.to_path_buf(),
+                        message: format!("column {name} is {}, expected {ty}", f.data_type()),
+                    });
+                }
+                Err(_) => {
+                    return Err(ArtifactError::Schema {
+                        path: path.to_path_buf(),
+                        message: format!("missing column {name} ({ty})"),
+                    });
+                }
             }
+        }
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let builder = match only {
+            Some(names) => {
+                let roots = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| names.contains(&f.name().as_str()))
+                    .map(|(i, _)| i);
+                let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+                builder.with_projection(mask)
+            }
+            None => builder,
+        };
+        // parquet 60 panics on some corrupt column-chunk metadata (negative offsets) instead of
+        // returning its error; a damaged file must be an error (found by fuzzing).
+        let reader = catch_unwind(AssertUnwindSafe(|| builder.build()))
+            .map_err(|_| malformed(path))?
+            .map_err(pq_error(path))?;
+        Ok(Batches {
+            path: path.to_path_buf(),
+            reader: Some(reader),
+            schema,
+            rows,
+        })
+    }
+
+    /// The file's schema (every column, decoded or not).
+    pub(crate) fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The row count in the file's footer.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+impl Iterator for Batches {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Result<RecordBatch>> {
+        let reader = self.reader.as_mut()?;
+        match catch_unwind(AssertUnwindSafe(|| reader.next())) {
+            Ok(batch) => batch.map(|b| {
+                b.map_err(|e| ArtifactError::Parquet {
+                    path: self.path.clone(),
+                    message: e.to_string(),
+                })
+            }),
             Err(_) => {
-                return Err(ArtifactError::Schema {
-                    path: path.to_path_buf(),
-                    message: format!("missing column {name} ({ty})"),
-                });
+                // A reader that panicked is in no state to go on.
+                self.reader = None;
+                Some(Err(malformed(&self.path)))
             }
         }
     }
-    // parquet 60 panics on some corrupt column-chunk metadata (negative offsets) instead of
-    // returning its error; a damaged file must be an error (found by fuzzing).
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        reader
-            .build()
-            .map_err(pq)?
-            .map(|b| {
-                b.map_err(|e| ArtifactError::Parquet {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })
-            })
-            .collect()
-    }));
-    read.unwrap_or_else(|_| {
-        Err(ArtifactError::Parquet {
-            path: path.to_path_buf(),
-            message: "malformed Parquet file (the parquet reader panicked)".into(),
-        })
-    })
+}
+
+fn malformed(path: &Path) -> ArtifactError {
+    ArtifactError::Parquet {
+        path: path.to_path_buf(),
+        message: "malformed Parquet file (the parquet reader panicked)".into(),
+    }
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {

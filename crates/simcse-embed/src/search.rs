@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use simcse_artifact::{Embeddings, read_embeddings};
+use simcse_artifact::{Embeddings, read_embedding_texts, read_embeddings};
 
 use crate::ann::{Ann, index_path};
 use crate::error::{EmbedError, Result};
@@ -47,24 +47,28 @@ impl PartialOrd for Worst {
     }
 }
 
-/// An embeddings artifact ready to search: its rows as unit vectors, and its HNSW index when asked
-/// for.
+/// An embeddings artifact ready to search: its rows as unit vectors, or its HNSW index and the
+/// rows' ids and texts (`emb.vectors` empty).
 pub struct Corpus {
     pub emb: Embeddings,
     pub ann: Option<Ann>,
 }
 
 impl Corpus {
-    /// Reads `path` (an `embed` output); with `ann`, also its index (`<path>.usearch`, built by
-    /// `index`).
+    /// Reads `path` (an `embed` output); with `ann`, opens its index (`<path>.usearch`, built by
+    /// `index`) and reads only the ids and texts, since the index holds the vectors.
     pub fn open(path: &Path, ann: bool) -> Result<Corpus> {
+        if ann {
+            let ann = Ann::load(&index_path(path), path)?;
+            let emb = read_embedding_texts(path)?;
+            return Ok(Corpus {
+                emb,
+                ann: Some(ann),
+            });
+        }
         let mut emb = read_embeddings(path)?;
         crate::normalise_rows(&mut emb);
-        let ann = match ann {
-            true => Some(Ann::load(&index_path(path), path)?),
-            false => None,
-        };
-        Ok(Corpus { emb, ann })
+        Ok(Corpus { emb, ann: None })
     }
 
     /// The best `k` rows for each query (`dim` floats each, one after another), best first:

@@ -14,7 +14,7 @@ use simcse_artifact::{
     Manifest, Triple, artifact_name, read_triples, write_manifest, write_triples,
 };
 use simcse_data::table::TableFormat;
-use simcse_embed::ann::{Ann, AnnOptions, index_path};
+use simcse_embed::ann::{Ann, AnnOptions, Quantization, index_path};
 use simcse_embed::embed::{EmbedOptions, embed_file};
 use simcse_embed::mine::{MineOptions, Pair, mine};
 use simcse_embed::search::Corpus;
@@ -121,6 +121,10 @@ struct IndexArgs {
     /// HNSW ef at search time (stored; `search --ef` overrides it).
     #[arg(long, default_value_t = AnnOptions::default().expansion_search)]
     expansion_search: usize,
+    /// How the index stores the vectors: f32, f16 (half the bytes) or i8 (a quarter); recall and
+    /// memory of each in BENCHMARKS.md ("Search at a million").
+    #[arg(long, default_value_t = AnnOptions::default().quantize)]
+    quantize: Quantization,
 }
 
 #[derive(Args)]
@@ -301,18 +305,20 @@ fn index(a: IndexArgs) -> Result<()> {
         connectivity: a.connectivity,
         expansion_add: a.expansion_add,
         expansion_search: a.expansion_search,
+        quantize: a.quantize,
     };
-    let corpus = Corpus::open(&a.embeddings, false)?;
     let t = std::time::Instant::now();
-    let ann = Ann::build(&corpus.emb, &a.embeddings, opts)?;
+    let ann = Ann::build(&a.embeddings, opts)?;
     let path = index_path(&a.embeddings);
     ann.save(&path)?;
     println!(
-        "{}: HNSW index of {} vectors ({} dimensions) built in {:.1} s",
+        "{}: HNSW index of {} vectors ({} dimensions, {}) built in {:.1} s, {:.1} MiB",
         path.display(),
-        corpus.emb.len(),
-        corpus.emb.dim,
-        t.elapsed().as_secs_f64()
+        ann.info.rows,
+        ann.info.dim,
+        opts.quantize,
+        t.elapsed().as_secs_f64(),
+        ann.memory_usage() as f64 / (1 << 20) as f64
     );
     Ok(())
 }
