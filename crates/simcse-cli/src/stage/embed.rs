@@ -311,6 +311,7 @@ fn index(a: IndexArgs) -> Result<()> {
     let ann = Ann::build(&a.embeddings, opts)?;
     let path = index_path(&a.embeddings);
     ann.save(&path)?;
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     println!(
         "{}: HNSW index of {} vectors ({} dimensions, {}) built in {:.1} s, {:.1} MiB",
         path.display(),
@@ -318,7 +319,7 @@ fn index(a: IndexArgs) -> Result<()> {
         ann.info.dim,
         opts.quantize,
         t.elapsed().as_secs_f64(),
-        ann.memory_usage() as f64 / (1 << 20) as f64
+        bytes as f64 / (1 << 20) as f64
     );
     Ok(())
 }
