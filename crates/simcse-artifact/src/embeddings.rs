@@ -200,21 +200,15 @@ impl EmbeddingReader {
 
     fn part(&self, b: RecordBatch) -> Result<Embeddings> {
         let path = &self.path;
-        let mut vectors = Vec::new();
-        if self.vectors {
-            let list = b
-                .column_by_name("embedding")
-                .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>());
-            let values = list
-                .and_then(|l| l.values().as_any().downcast_ref::<Float32Array>())
-                .filter(|v| v.null_count() == 0 && list.is_some_and(|l| l.null_count() == 0))
+        let vectors = match self.vectors {
+            true => float_rows(&b, self.dim)
                 .ok_or_else(|| ArtifactError::Schema {
                     path: path.to_path_buf(),
                     message: "column embedding must be float32 values without nulls".into(),
-                })?;
-            let offset = list.map_or(0, |l| l.offset()) * self.dim;
-            vectors = values.values()[offset..offset + b.num_rows() * self.dim].to_vec();
-        }
+                })?
+                .to_vec(),
+            false => Vec::new(),
+        };
         Ok(Embeddings {
             ids: string_column(path, &b, "id")?,
             texts: string_column(path, &b, "text")?,
@@ -222,6 +216,20 @@ impl EmbeddingReader {
             vectors,
         })
     }
+}
+
+/// The `embedding` column of a batch as `rows x dim` floats; `None` if it has nulls or another type.
+fn float_rows(b: &RecordBatch, dim: usize) -> Option<&[f32]> {
+    let list = b
+        .column_by_name("embedding")?
+        .as_any()
+        .downcast_ref::<FixedSizeListArray>()?;
+    let values = list.values().as_any().downcast_ref::<Float32Array>()?;
+    if list.null_count() > 0 || values.null_count() > 0 {
+        return None;
+    }
+    let offset = list.offset() * dim;
+    values.values().get(offset..offset + list.len() * dim)
 }
 
 impl Iterator for EmbeddingReader {

@@ -45,26 +45,32 @@ impl Quantization {
     }
 }
 
+impl Quantization {
+    const ALL: [Quantization; 3] = [Quantization::F32, Quantization::F16, Quantization::I8];
+
+    fn name(self) -> &'static str {
+        match self {
+            Quantization::F32 => "f32",
+            Quantization::F16 => "f16",
+            Quantization::I8 => "i8",
+        }
+    }
+}
+
 impl FromStr for Quantization {
     type Err = String;
 
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "f32" => Ok(Quantization::F32),
-            "f16" => Ok(Quantization::F16),
-            "i8" => Ok(Quantization::I8),
-            _ => Err(format!("unknown quantization {s:?} (f32, f16 or i8)")),
-        }
+        Quantization::ALL
+            .into_iter()
+            .find(|q| q.name() == s)
+            .ok_or_else(|| format!("unknown quantization {s:?} (f32, f16 or i8)"))
     }
 }
 
 impl fmt::Display for Quantization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Quantization::F32 => "f32",
-            Quantization::F16 => "f16",
-            Quantization::I8 => "i8",
-        })
+        f.write_str(self.name())
     }
 }
 
@@ -227,10 +233,7 @@ impl Ann {
         let index = new_index(info.dim, info.options, path)?;
         index.view(utf8(path)?).map_err(index_error(path))?;
         let bytes = std::fs::metadata(path).map_err(index_error(path))?.len();
-        let mismatch = |message: String| EmbedError::Index {
-            path: path.to_path_buf(),
-            message,
-        };
+        let mismatch = index_error(path);
         if index.size() != info.rows || index.dimensions() != info.dim {
             return Err(mismatch(format!(
                 "holds {} vectors of {} dimensions, its sidecar says {} of {}",
