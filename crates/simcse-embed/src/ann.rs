@@ -392,9 +392,15 @@ mod tests {
     }
 
     /// f16 and i8 indexes find the exact search's neighbours with cosine scores close to the
-    /// exact ones, in a half and a quarter of f32's vector bytes.
+    /// exact ones, in a half and a quarter of f32's vector bytes. Built on one thread: parallel
+    /// inserts race, and such a graph now and then misses a query's own row (seen here in 3 of
+    /// 8 runs, f32 and i8 alike), so only a one-thread graph is the same every run.
     #[test]
     fn quantized_indexes_keep_neighbours_and_scores() {
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let embeddings = dir.path().join("emb.parquet");
         let emb = random_embeddings(&embeddings, 2000, 32);
@@ -411,7 +417,8 @@ mod tests {
                 ..AnnOptions::default()
             };
             let path = index_path(&embeddings);
-            Ann::build(&embeddings, options)
+            one_thread
+                .install(|| Ann::build(&embeddings, options))
                 .unwrap()
                 .save(&path)
                 .unwrap();
