@@ -184,7 +184,16 @@ impl<B: Backend, P: Protocol> TensorDataService<B, P> {
             Some(stream) => stream.clone(),
             None => {
                 // Open a new WebSocket connection to the address
-                let stream = P::Client::connect(address.clone(), "data").await;
+                // patched: retried for up to a minute; a peer that has just registered may not
+                // listen yet, and the published code panicked at the first refusal.
+                let mut stream = None;
+                for _ in 0..1200 {
+                    stream = P::Client::connect(address.clone(), "data").await;
+                    if stream.is_some() {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
 
                 let Some(stream) = stream else {
                     panic!("Failed to connect to data server at {address:?}");

@@ -55,9 +55,16 @@ impl<P: Protocol> SyncService<P> {
                 continue;
             }
 
-            let mut connection = P::Client::connect(addr.clone(), "sync")
-                .await
-                .expect("Couldn't connect to peer for sync");
+            // patched: retried for up to a minute, as the data service's connections.
+            let mut connection = None;
+            for _ in 0..1200 {
+                connection = P::Client::connect(addr.clone(), "sync").await;
+                if connection.is_some() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            let mut connection = connection.expect("Couldn't connect to peer for sync");
             let msg = SyncRequest(node_state.node_id);
             let sync_bytes = rmp_serde::to_vec(&msg).unwrap();
             connection
@@ -66,22 +73,23 @@ impl<P: Protocol> SyncService<P> {
                 .expect("Peer closed connection unexpectedly");
         }
         loop {
+            // patched: the published code compared and cleared a copy of the list, so the shared
+            // list kept every sync and the second sync of a run never completed. Each node's first
+            // entry is taken out once all nodes are there; a faster node's entry for the next sync
+            // may already have arrived, and stays for it.
+            let notified = self.sync_notif.notified();
             {
-                // compare currently synced peers with list of all nodes
-                let mut syncing_peers = self.syncing_peers.lock().unwrap().to_vec();
-                syncing_peers.sort();
-
-                let mut all_node_ids = node_state.nodes.keys().cloned().collect::<Vec<_>>();
-                all_node_ids.sort();
-
-                if syncing_peers == all_node_ids {
-                    // all nodes have synced
-                    syncing_peers.clear();
+                let mut syncing_peers = self.syncing_peers.lock().unwrap();
+                if node_state.nodes.keys().all(|id| syncing_peers.contains(id)) {
+                    for id in node_state.nodes.keys() {
+                        let at = syncing_peers.iter().position(|p| p == id).unwrap();
+                        syncing_peers.swap_remove(at);
+                    }
                     return;
                 }
             }
             // Wait for the next sync to come in
-            self.sync_notif.notified().await
+            notified.await
         }
     }
 
