@@ -188,16 +188,21 @@ impl TrainConfig {
     /// Whether a checkpoint made under `self` can be resumed under `other`: everything that decides
     /// the updates must be equal; logging, evaluation, checkpointing and the run folder may differ.
     pub fn same_run(&self, other: &TrainConfig) -> bool {
-        let normalise = |c: &TrainConfig| TrainConfig {
+        self.same_run_key() == other.same_run_key()
+    }
+
+    /// This config less the keys that do not change the weights (where it writes, how often it
+    /// logs, evaluates and saves).
+    pub(crate) fn same_run_key(&self) -> TrainConfig {
+        TrainConfig {
             out: PathBuf::new(),
             eval_steps: 0,
             log_steps: 0,
             prefetch: 0,
             save_steps: 0,
             save_total_limit: 0,
-            ..c.clone()
-        };
-        normalise(self) == normalise(other)
+            ..self.clone()
+        }
     }
 
     /// Reads a TOML config (`None`: the defaults), then sets the keys of `overrides` (values of

@@ -28,7 +28,7 @@ use crate::checkpoint::{self, State};
 use crate::clip::clip_global_norm;
 use crate::config::{ConfigError, MlpInit, Mode, StsLoss, TrainConfig};
 use crate::data::{self, Corpus, TrainBatch};
-use crate::parallel::{self, Rank};
+use crate::parallel::{self, Group, Nodes, Rank};
 use crate::run_dir::{RunDir, RunLock};
 use crate::schedule::Plan;
 
@@ -137,6 +137,8 @@ pub struct Trainer<B: AutodiffBackend> {
     rank: Option<Rank>,
     /// On several devices, the first one's trainer holds the others', which hold none.
     peers: Vec<Trainer<B>>,
+    /// On several devices (or machines), the first one's: how they meet in burn's collective layer.
+    group: Option<Arc<Group>>,
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
@@ -163,15 +165,27 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// batch. This trainer runs on the first device (it evaluates, exports and checkpoints) and
     /// holds a replica of itself for each other one. One device trains as [`Trainer::new`].
     pub fn on_devices(config: TrainConfig, devices: &[B::Device]) -> Result<Self> {
-        let [first, rest @ ..] = devices else {
+        Self::on_machines(config, devices, None)
+    }
+
+    /// [`Trainer::on_devices`] as one of several machines (`nodes`), each running the same training
+    /// on as many devices: the batch is cut into one shard per device of all machines, and every
+    /// machine evaluates, exports and checkpoints the same weights into its own run folder.
+    pub fn on_machines(
+        config: TrainConfig,
+        devices: &[B::Device],
+        nodes: Option<Nodes>,
+    ) -> Result<Self> {
+        let [first, ..] = devices else {
             return Err(TrainError::Config("no device to train on".into()));
         };
         let mut lead = Self::new(config, first)?;
-        if rest.is_empty() {
+        if devices.len() == 1 && nodes.is_none() {
             return Ok(lead);
         }
-        let count = devices.len();
-        if B::name(first).contains("wgpu") {
+        let group = Group::new(devices.len(), nodes)?;
+        let count = group.rank(0).count;
+        if devices.len() > 1 && B::name(first).contains("wgpu") {
             return Err(TrainError::Config(
                 "several wgpu devices: burn 0.21 moves a tensor between cubecl devices through \
                  server-to-server transfers that only CUDA implements (NCCL), and two trainers \
@@ -198,7 +212,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         // once, seeded, before the replicas copy them.
         let seed = lead.config.seed;
         lead.model = parallel::seeded::<B, _>(first, seed, || lead.model.clone().fork(first));
-        lead.peers = (rest.iter().enumerate())
+        lead.peers = (devices.iter().enumerate().skip(1))
             .map(|(i, device)| Trainer {
                 model: lead.model.clone().fork(device),
                 lm_head: None,
@@ -209,14 +223,13 @@ impl<B: AutodiffBackend> Trainer<B> {
                 optim: fresh_optimizer(&lead.config),
                 device: device.clone(),
                 step: 0,
-                rank: Some(Rank {
-                    index: i + 1,
-                    count,
-                }),
+                rank: Some(group.rank(i)),
                 peers: Vec::new(),
+                group: None,
             })
             .collect();
-        lead.rank = Some(Rank { index: 0, count });
+        lead.rank = Some(group.rank(0));
+        lead.group = Some(Arc::new(group));
         Ok(lead)
     }
 
@@ -291,6 +304,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             step: 0,
             rank: None,
             peers: Vec::new(),
+            group: None,
         })
     }
 
@@ -398,6 +412,32 @@ impl<B: AutodiffBackend> Trainer<B> {
             .wrapping_add(self.step as u64)
     }
 
+    /// On several machines: that they all run this training from this update on a corpus of
+    /// `examples`, each with a rank of its own and as many devices (see [`Group::check_machines`]).
+    fn check_machines(&self, examples: usize) -> Result<()> {
+        let Some(group) = self.group.as_deref().filter(|g| g.machines() > 1) else {
+            return Ok(());
+        };
+        let settings = TrainConfig {
+            init: PathBuf::new(),
+            train_file: PathBuf::new(),
+            extra_train_files: Vec::new(),
+            dev_file: PathBuf::new(),
+            ..self.config.same_run_key()
+        };
+        let run = serde_json::json!([settings, examples, self.step]).to_string();
+        // FNV-1a: the same on every machine and build.
+        let fingerprint = (run.bytes()).fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        });
+        let units = (self.replicas().enumerate())
+            .map(|(i, t)| (t.device_name(), t.device.clone(), (i, &t.device)))
+            .collect();
+        parallel::on_each::<B::InnerBackend, _, _>(Some(group), units, |(i, device)| {
+            group.check_machines::<B::InnerBackend>(i, fingerprint, device)
+        })
+    }
+
     /// The loss of one update and its parameter gradients (on several devices: all of them at
     /// once, the gradients summed over them). With `mini_batch_size` (GradCache), the embeddings
     /// are first computed chunk by chunk and let go of their graphs, the loss's gradient for them is
@@ -411,7 +451,8 @@ impl<B: AutodiffBackend> Trainer<B> {
         let units = (self.replicas())
             .map(|t| (t.device_name(), t.device.clone(), t))
             .collect();
-        parallel::on_each::<B::InnerBackend, _, _>(units, |t| t.device_gradients(batch))
+        let group = self.group.as_deref();
+        parallel::on_each::<B::InnerBackend, _, _>(group, units, |t| t.device_gradients(batch))
     }
 
     /// This device's part of [`Trainer::gradients`]: its shard's embeddings, the loss over the
@@ -486,9 +527,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             (loss.detach(), acc.grads())
         };
         let grads = match self.rank {
-            Some(rank) => grads
-                .all_reduce::<B::InnerBackend>(rank.peer(), burn_collective::ReduceOperation::Sum)
-                .map_err(|e| parallel::collective("summing the gradients", e))?,
+            Some(rank) => parallel::sum_gradients(rank, &trainable, grads)?,
             None => grads,
         };
         Ok((loss, None, grads))
@@ -499,12 +538,15 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// reproducible update by update.
     pub fn step(&mut self, batch: &TrainBatch, lr: f64) -> Result<StepOutput> {
         self.check_shards(batch)?;
+        let group = self.group.clone();
         let mut peers = std::mem::take(&mut self.peers);
         let units = std::iter::once(&mut *self).chain(&mut peers);
         let units = units
             .map(|t| (t.device_name(), t.device.clone(), t))
             .collect();
-        let out = parallel::on_each::<B::InnerBackend, _, _>(units, |t| t.device_step(batch, lr));
+        let out = parallel::on_each::<B::InnerBackend, _, _>(group.as_deref(), units, |t| {
+            t.device_step(batch, lr)
+        });
         self.peers = peers;
         out
     }
@@ -691,6 +733,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             (summary.evals, summary.best) = (state.evals, state.best);
             tracing::info!("resuming {} at update {}", ckpt.display(), self.step);
         }
+        self.check_machines(corpus.len())?;
         let mut run = RunDir::open(&c.out, &c, self.step)?;
         tracing::info!(
             "{} examples, {} batches in the first epoch, {} updates ({} warmup)",
@@ -751,6 +794,9 @@ impl<B: AutodiffBackend> Trainer<B> {
         bar.finish_and_clear();
         self.evaluate_and_keep_best(dev.as_deref(), &mut run, &mut summary)?;
         self.save_checkpoint(&summary)?;
+        if let Some(group) = &self.group {
+            group.leave::<B::InnerBackend>()?;
+        }
         summary.updates = self.step;
         summary.seconds = start.elapsed().as_secs_f64();
         summary.sentences_per_second = sentences as f64 / summary.seconds;

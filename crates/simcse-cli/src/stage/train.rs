@@ -8,6 +8,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use serde::Serialize;
 use simcse_model::{Pooler, Precision};
 use simcse_train::config::{MlpInit, StsLoss};
+use simcse_train::parallel::Nodes;
 use simcse_train::trainer::Summary;
 use simcse_train::{Mode, TrainConfig, Trainer};
 
@@ -38,8 +39,60 @@ pub struct Cli {
     /// gradients are summed. --batch-size stays the global batch. Resume on as many devices.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub devices: Option<Vec<Device>>,
+    /// Train on several machines (burn's multi-node mode): how many. Each runs this same command,
+    /// config and data with its own --node-rank and --node-address and as many --devices, after
+    /// `simcse-train orchestrator` was started on one of them. --batch-size stays the global batch.
+    #[arg(long, default_value_t = 1, help_heading = "Several machines")]
+    pub nodes: u32,
+    /// This machine's place among the --nodes machines, from 0.
+    #[arg(long, help_heading = "Several machines")]
+    pub node_rank: Option<u32>,
+    /// The orchestrator's address, ws://HOST:PORT.
+    #[arg(long, help_heading = "Several machines")]
+    pub orchestrator: Option<String>,
+    /// This machine's address as the others reach it, ws://HOST:PORT; it serves its tensors to them
+    /// on that port.
+    #[arg(long, help_heading = "Several machines")]
+    pub node_address: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
     #[command(flatten)]
     pub keys: ConfigKeys,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Run the orchestrator of a multi-node run (--nodes) until stopped: the machines register
+    /// with it and learn each other's addresses, then exchange tensors directly. Start one for
+    /// each run.
+    Orchestrator {
+        /// The port it listens on (all interfaces).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+    },
+}
+
+impl Cli {
+    /// The machines of a multi-node run (`None`: this one alone).
+    fn nodes(&self) -> Result<Option<Nodes>> {
+        let given = (self.node_rank, &self.orchestrator, &self.node_address);
+        match (self.nodes, given) {
+            (1, (None, None, None)) => Ok(None),
+            (1, _) => {
+                bail!("--node-rank, --orchestrator and --node-address need --nodes N (N > 1)")
+            }
+            (count, (Some(rank), Some(orchestrator), Some(address))) => Ok(Some(Nodes {
+                count,
+                rank,
+                orchestrator: orchestrator.clone(),
+                address: address.clone(),
+            })),
+            (count, _) => bail!(
+                "--nodes {count} needs --node-rank, --orchestrator and --node-address on each \
+                 machine (see README, \"Several machines\")"
+            ),
+        }
+    }
 }
 
 /// The keys of [`TrainConfig`], each optional: set ones override the config file.
@@ -190,6 +243,13 @@ pub fn main() -> Result<()> {
     crate::alloc::keep_freed_pages();
     crate::init_logging();
     let cli = Cli::from_arg_matches(&command().get_matches())?;
+    if let Some(Command::Orchestrator { port }) = cli.command {
+        tracing::info!("orchestrator of a multi-node run on port {port}; Ctrl-C stops it");
+        let runtime = tokio::runtime::Runtime::new().context("starting the orchestrator")?;
+        runtime.block_on(simcse_train::parallel::orchestrate(port));
+        return Ok(());
+    }
+    let nodes = cli.nodes()?;
     let overrides = toml::Table::try_from(&cli.keys).context("reading the options")?;
     let mut config = TrainConfig::load(cli.config.as_deref(), overrides)?;
     if config.init.as_os_str().is_empty() {
@@ -218,6 +278,7 @@ pub fn main() -> Result<()> {
         Train {
             config: config.clone(),
             resume,
+            nodes,
         },
     )?;
     println!(
@@ -237,6 +298,7 @@ pub fn main() -> Result<()> {
 struct Train {
     config: TrainConfig,
     resume: Option<PathBuf>,
+    nodes: Option<Nodes>,
 }
 
 impl Job for Train {
@@ -249,7 +311,7 @@ impl Job for Train {
         self,
         devices: Vec<B::Device>,
     ) -> Result<Summary> {
-        let mut trainer = Trainer::<B>::on_devices(self.config, &devices)?;
+        let mut trainer = Trainer::<B>::on_machines(self.config, &devices, self.nodes)?;
         Ok(trainer.fit_from(self.resume.as_deref())?)
     }
 }
