@@ -185,14 +185,19 @@ impl<B: AutodiffBackend> Trainer<B> {
         }
         let group = Group::new(devices.len(), nodes)?;
         let count = group.rank(0).count;
-        if devices.len() > 1 && B::name(first).contains("wgpu") {
-            return Err(TrainError::Config(
+        if B::name(first).contains("wgpu") {
+            let why = if devices.len() > 1 {
                 "several wgpu devices: burn 0.21 moves a tensor between cubecl devices through \
                  server-to-server transfers that only CUDA implements (NCCL), and two trainers \
-                 sharing one wgpu device race in its kernel streams; train on cuda:N devices, \
-                 or on one wgpu device"
-                    .into(),
-            ));
+                 sharing one wgpu device race in its kernel streams"
+            } else {
+                "wgpu on several machines: burn's collective layer sums on a thread of its own, \
+                 which cubecl gives its own kernel stream; measured on lavapipe, the sums went \
+                 wrong from the second update on"
+            };
+            return Err(TrainError::Config(format!(
+                "{why}; train on cuda:N or cpu devices, or on one wgpu device of one machine"
+            )));
         }
         if lead.config.do_mlm {
             return Err(TrainError::Config(format!(

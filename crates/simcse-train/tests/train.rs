@@ -394,6 +394,22 @@ fn gpu_code_path_on_wgpu_trains_like_pytorch_and_resumes_exactly() {
                 .unwrap();
             assert!(err.to_string().contains("several wgpu devices"), "{err}");
         }
+        // One wgpu device on each of several machines: as two processes on lavapipe the losses
+        // parted from one device's at the second update (burn-collective sums on its own thread).
+        let nodes = simcse_train::parallel::Nodes {
+            count: 2,
+            rank: 0,
+            orchestrator: "ws://127.0.0.1:1".into(),
+            address: "ws://127.0.0.1:2".into(),
+        };
+        let one = [WgpuDevice::DefaultDevice];
+        let err = Trainer::<WgpuTrain>::on_machines(config, &one, Some(nodes))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("wgpu on several machines"),
+            "{err}"
+        );
     }
 }
 
