@@ -398,9 +398,7 @@ pub(crate) fn on_each<B: Backend, D: Send, T: Send>(
             // resetting a dead server panics in turn.
             let _ = catch_unwind(burn_collective::reset_collective::<B>);
             let e = match e {
-                TrainError::Panicked(what) | TrainError::Collective(what)
-                    if group.nodes.is_some() =>
-                {
+                TrainError::Panicked(what) | TrainError::Collective(what) if stays => {
                     TrainError::Collective(format!(
                         "lost touch with the other machines (one stopped, or the network between \
                          them failed): {what}; restart every machine with --resume from the same \

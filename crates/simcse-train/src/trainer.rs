@@ -431,10 +431,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             ..self.config.same_run_key()
         };
         let run = serde_json::json!([settings, examples, self.step]).to_string();
-        // FNV-1a: the same on every machine and build.
-        let fingerprint = (run.bytes()).fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = simcse_artifact::sha256_hex(run.as_bytes());
+        let fingerprint = u64::from_str_radix(&hash[..16], 16).expect("sha256_hex writes hex");
         let units = (self.replicas().enumerate())
             .map(|(i, t)| (t.device_name(), t.device.clone(), (i, &t.device)))
             .collect();
